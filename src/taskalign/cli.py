@@ -1,0 +1,105 @@
+"""`taskalign` command line: a thin layer over functions a notebook user can call directly."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _study_parser(sub) -> None:
+    p = sub.add_parser("study", help="run (or resume) the study grid on the phantom")
+    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "paper"])
+    p.add_argument("--out", required=True, type=Path, help="study folder (created; resumed if it exists)")
+    p.add_argument("--seeds", type=int, help="number of seeds (0..N-1); default from the preset")
+    p.add_argument("--encoders", nargs="+", help="registered encoder names")
+    p.add_argument("--tasks", nargs="+", help="registered task names")
+    p.add_argument("--weights", action="append", default=[], metavar="ENCODER=FILE",
+                   help="use a local pretrained file instead of in-house pretraining")
+    p.add_argument("--force", action="store_true", help="reuse a folder whose config differs")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+
+
+def _phantom_parser(sub) -> None:
+    p = sub.add_parser("phantom", help="phantom utilities: compare against a real case")
+    p.add_argument("--compare-real", type=Path, metavar="CSV",
+                   help="manifest CSV of a real case (e.g. ../shared/data/real/picai_sample/cases.csv)")
+    p.add_argument("--out", type=Path, default=Path("runs/phantom"), help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _report_parser(sub) -> None:
+    p = sub.add_parser("report", help="rebuild report.html from a finished study folder")
+    p.add_argument("dir", type=Path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from taskalign.align.cli import add_mmd_parser
+
+    parser = argparse.ArgumentParser(prog="taskalign", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _study_parser(sub)
+    _phantom_parser(sub)
+    _report_parser(sub)
+    add_mmd_parser(sub)
+    return parser
+
+
+def run_study_command(args) -> int:
+    import dataclasses
+
+    from taskalign.report import build_report
+    from taskalign.study.config import preset
+    from taskalign.study.progress import console_progress
+    from taskalign.study.runner import run_study
+
+    weights = []
+    for item in args.weights:
+        name, sep, file = item.partition("=")
+        if not sep or not Path(file).is_file():
+            raise SystemExit(f"--weights expects ENCODER=FILE with an existing file, got {item!r}")
+        weights.append((name, str(Path(file).resolve())))
+    cfg = preset(args.preset, encoders=tuple(args.encoders) if args.encoders else None,
+                 tasks=tuple(args.tasks) if args.tasks else None,
+                 seeds=tuple(range(args.seeds)) if args.seeds else None)
+    if weights:
+        cfg = dataclasses.replace(cfg, weights=tuple(weights))
+    start = time.perf_counter()
+    with console_progress() as progress:
+        results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update)
+    print(f"results: {results}")
+    if not args.no_report:
+        print(f"report:  {build_report(args.out)}")
+    print(f"study finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def run_phantom_command(args) -> int:
+    from taskalign.data.calibration import compare_real
+
+    if args.compare_real is None:
+        raise SystemExit("nothing to do: give --compare-real CSV")
+    result = compare_real(str(args.compare_real), str(args.out), seed=args.seed)
+    for key, value in result.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "study":
+        return run_study_command(args)
+    if args.command == "phantom":
+        return run_phantom_command(args)
+    if args.command == "report":
+        from taskalign.report import build_report
+        print(build_report(args.dir))
+        return 0
+    if args.command == "mmd":
+        from taskalign.align.cli import run_mmd
+        return run_mmd(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pretraining objectives, one per encoder family (registered in `taskalign.encoders.base.PRETRAINERS`)."""

@@ -1,0 +1,142 @@
+"""One cell of the grid: (encoder, task, seed).
+
+A cell trains the encoder's architecture twice on the task, from the pretrained weights
+(fine-tuned) and from random initialisation (scratch), with the same seeds, batches and steps;
+then it measures how far the fine-tuned features moved (D2P, D2R, D2S, CKA) on the task's probe
+(test) cases. The task's specialised model is its own run, shared by the encoders' cells.
+Each run writes `metrics.json` last: a run with that file is finished and never recomputed.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from taskalign.baselines import build_specialised
+from taskalign.heads import build_head
+from taskalign.models import SpecialisedModel, TaskModel, specialised_preprocess
+from taskalign.study import io
+from taskalign.study.config import StudyConfig
+from taskalign.study.pretrain_stage import load_encoder
+from taskalign.tasks.base import Sample, Task
+from taskalign.train.loop import FitResult, fit
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from any parts (same on every machine and Python run)."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class TaskData:
+    """A task's samples per split (made once per study from the cohort and the data seed)."""
+    task: Task
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    reference: list[Sample]
+
+
+def run_dir(study_dir: Path, model: str, task: str, seed: int) -> Path:
+    return Path(study_dir) / "cells" / model / task / f"seed{seed}"
+
+
+def is_done(path: Path) -> bool:
+    return (path / "metrics.json").exists()
+
+
+def _prepare(preprocess, samples: list[Sample]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(preprocess(s.input, s.input_sequences, s.gland), dtype=np.float32)
+            for s in samples]
+
+
+def _splits(preprocess, data: TaskData):
+    return tuple((_prepare(preprocess, split), split) for split in (data.train, data.val, data.test))
+
+
+def _save_run(out: Path, model_name: str, data: TaskData, seed: int, result: FitResult,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    task = data.task
+    rows = result.per_case
+    if rows:
+        cols = list(rows[0].keys())
+        lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]
+        io.write_text(out / "per_case.csv", "\n".join(lines) + "\n")
+    record = {"model": model_name, "task": task.name, "seed": seed, "metric": task.metric_name,
+              "higher_is_better": task.higher_is_better, "value": result.test_metrics[task.metric_name],
+              "metrics": result.test_metrics, "best_epoch": result.best_epoch, "epochs": len(result.curve),
+              "steps": result.curve[-1]["step"] if result.curve else 0, "seconds": result.seconds, **extra}
+    io.write_json(out / "metrics.json", record)  # last: the completion record
+    return record
+
+
+def run_specialised(study_dir: Path, cfg: StudyConfig, data: TaskData, seed: int) -> dict[str, Any]:
+    """The task's specialised model (DESIGN.md §2), trained from scratch."""
+    task = data.task
+    out = run_dir(study_dir, "specialised", task.name, seed)
+    if is_done(out):
+        return io.read_json(out / "metrics.json")
+    torch.manual_seed(derive_seed(cfg.study_seed, "specialised", task.name, seed))
+    net = build_specialised(task.kind, len(task.input_sequences), task.out_channels, tuple(cfg.data.shape))
+    model = SpecialisedModel(net)
+    lr = cfg.train.specialised_lr
+    groups = [{"params": list(model.parameters()), "base_lr": lr, "lr": lr}]
+    train, val, test = _splits(specialised_preprocess, data)
+    result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
+                 groups, curve_path=_fresh(out) / "curve.jsonl")
+    return _save_run(out, "specialised", data, seed, result, {"lr": {"all": lr}})
+
+
+def _fresh(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@torch.no_grad()
+def pooled_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> torch.Tensor:
+    """(N, pooled_dim) float32 pooled features of preprocessed volumes."""
+    encoder.eval()
+    feats = [encoder.forward_features(torch.from_numpy(np.stack(inputs[i:i + batch_size])).float())["pooled"]
+             for i in range(0, len(inputs), batch_size)]
+    return torch.cat(feats).float()
+
+
+def _build_vfm(encoder_name: str, cfg: StudyConfig, data: TaskData, weights: Path | None, init_seed: int):
+    task = data.task
+    torch.manual_seed(init_seed)
+    encoder = load_encoder(encoder_name, cfg, task.input_sequences, weights)
+    n_in = len(encoder.preprocess(data.train[0].input, data.train[0].input_sequences, data.train[0].gland))
+    torch.manual_seed(init_seed + 1)  # the head's init is the same for fine-tuned and scratch runs
+    head = build_head(task.kind, encoder, n_in, task.out_channels)
+    return TaskModel(encoder, head)
+
+
+def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str, seed: int,
+            weights: Path | None) -> dict[str, Any]:
+    """Fine-tune (weights given) or train from scratch (weights None) one encoder on one task;
+    saves the probe features of the start and end states."""
+    task = data.task
+    model_name = encoder_name if weights is not None else f"{encoder_name}-scratch"
+    out = run_dir(study_dir, model_name, task.name, seed)
+    if is_done(out):
+        return io.read_json(out / "metrics.json")
+    init_seed = derive_seed(cfg.study_seed, encoder_name, task.name, seed)
+    model = _build_vfm(encoder_name, cfg, data, weights, init_seed)
+    family = model.encoder.family or encoder_name
+    enc_lr, head_lr = cfg.train.lr_for(family)
+    groups = model.parameter_groups(enc_lr, head_lr)
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    train, val, test = _splits(model.encoder.preprocess, data)
+    start_state = "pretrained" if weights is not None else "random"
+    io.save_tensor(_fresh(out) / "features" / f"{start_state}.pt", pooled_features(model.encoder, test[0]))
+    result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
+                 groups, curve_path=out / "curve.jsonl")
+    end_state = "finetuned" if weights is not None else "scratch"
+    io.save_tensor(out / "features" / f"{end_state}.pt", pooled_features(model.encoder, test[0]))
+    io.save_weights(out / "best.safetensors", model.state_dict())
+    return _save_run(out, model_name, data, seed, result, {"lr": {"encoder": enc_lr, "head": head_lr}})

@@ -1,0 +1,150 @@
+"""Study configuration: frozen dataclasses and the size presets (DESIGN.md §7, §8).
+
+Presets are small functions returning a `StudyConfig`; the CLI may override encoders, tasks and
+seeds. The resolved config is written to `config.json` before any work starts, and its hash
+guards resumption (a changed config is refused unless forced).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+ENCODERS_DEFAULT = ("profound_conv", "provicnet")
+TASKS_DEFAULT = ("classification", "segmentation", "super_resolution", "distortion_correction", "synthesis")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "phantom"
+    path: str | None = None                        # real-data folder (source != "phantom")
+    layout: str = "manifest"
+    shape: tuple[int, int, int] = (16, 48, 48)     # (D, H, W) voxels of every case
+    spacing_mm: tuple[float, float, float] = (3.0, 1.5, 1.5)
+    n_pretrain: int = 64
+    n_train: int = 48
+    n_val: int = 16
+    n_test: int = 32
+    data_seed: int = 0                             # cohort, split and degradations; not the cell seed
+    n_reference: int = 16                          # reference probe set for each encoder's kernel
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    steps: int = 150
+    batch_size: int = 4
+    lr: float = 1.5e-3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 96                # optimisation steps, equal for every model of a task
+    steps_per_epoch: int = 8       # one validation (one curve point) per epoch
+    batch_size: int = 4            # volumes per step, for every model
+    slices_per_volume: int = 4     # 2.5D encoders draw this many slices from each volume per step
+    warmup_steps: int = 8
+    weight_decay: float = 0.01
+    patience_epochs: int = 0       # early stopping on the validation metric; 0 = off (best epoch is kept)
+    # learning rates per family: (encoder, head); the scratch run uses the same pair
+    lr: dict[str, tuple[float, float]] = field(default_factory=lambda: {
+        "profound_conv": (1e-3, 2e-3), "provicnet": (5e-4, 2e-3), "default": (5e-4, 2e-3)})
+    specialised_lr: float = 2e-3
+    threads: int = 2
+
+    def lr_for(self, family: str) -> tuple[float, float]:
+        return self.lr.get(family, self.lr["default"])
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    permutations: int = 200
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    preset: str = "quick"
+    encoders: tuple[str, ...] = ENCODERS_DEFAULT
+    tasks: tuple[str, ...] = TASKS_DEFAULT
+    seeds: tuple[int, ...] = (0,)
+    study_seed: int = 0
+    encoder_size: str = "micro"
+    data: DataConfig = DataConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    train: TrainConfig = TrainConfig()
+    align: AlignConfig = AlignConfig()
+    weights: tuple[tuple[str, str], ...] = ()      # (encoder, file) published weights instead of in-house pretraining
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_from_dict(d: dict[str, Any]) -> StudyConfig:
+    """Inverse of `StudyConfig.to_dict` (lists back to tuples)."""
+    def tup(x):
+        return tuple(tup(v) for v in x) if isinstance(x, list) else x
+    train = dict(d["train"])
+    train["lr"] = {k: tuple(v) for k, v in train["lr"].items()}
+    return StudyConfig(
+        preset=d["preset"], encoders=tup(d["encoders"]), tasks=tup(d["tasks"]), seeds=tup(d["seeds"]),
+        study_seed=d["study_seed"], encoder_size=d["encoder_size"],
+        data=DataConfig(**{k: tup(v) for k, v in d["data"].items()}),
+        pretrain=PretrainConfig(**d["pretrain"]), train=TrainConfig(**train),
+        align=AlignConfig(**d["align"]), weights=tup(d.get("weights", [])),
+    )
+
+
+def smoke() -> StudyConfig:
+    """Every stage end to end on a handful of tiny cases; one to two minutes on a 2-core CPU."""
+    return StudyConfig(
+        preset="smoke",
+        data=DataConfig(shape=(8, 32, 32), spacing_mm=(4.0, 2.5, 2.5), n_pretrain=12, n_train=8, n_val=4,
+                        n_test=8, n_reference=8),
+        pretrain=PretrainConfig(steps=6, batch_size=2),
+        train=TrainConfig(steps=6, steps_per_epoch=3, batch_size=2, slices_per_volume=2, warmup_steps=1),
+        align=AlignConfig(permutations=50),
+    )
+
+
+def quick() -> StudyConfig:
+    """The default `make study`: all 10 cells, one seed, indicative numbers (~15 min on 2 cores)."""
+    return StudyConfig(preset="quick")
+
+
+def standard() -> StudyConfig:
+    """Results worth reporting: more cases, three seeds, longer training (hours on a CPU)."""
+    return StudyConfig(
+        preset="standard", seeds=(0, 1, 2), encoder_size="micro",
+        data=DataConfig(n_pretrain=256, n_train=128, n_val=32, n_test=64, n_reference=32),
+        pretrain=PretrainConfig(steps=1500, batch_size=8),
+        train=TrainConfig(steps=600, steps_per_epoch=30, batch_size=4, slices_per_volume=6, warmup_steps=30),
+        align=AlignConfig(permutations=1000),
+    )
+
+
+def paper() -> StudyConfig:
+    """Paper-size encoders and crops; needs a GPU (hours)."""
+    return StudyConfig(
+        preset="paper", seeds=(0, 1, 2), encoder_size="paper",
+        data=DataConfig(shape=(64, 224, 224), spacing_mm=(1.0, 0.5, 0.5), n_pretrain=512, n_train=256,
+                        n_val=64, n_test=128, n_reference=64),
+        pretrain=PretrainConfig(steps=5000, batch_size=4, lr=1.5e-4),
+        train=TrainConfig(steps=3000, steps_per_epoch=100, batch_size=2, slices_per_volume=8, warmup_steps=100,
+                          lr={"profound_conv": (1e-4, 1e-3), "provicnet": (5e-5, 1e-3), "default": (1e-4, 1e-3)},
+                          specialised_lr=1e-3),
+        align=AlignConfig(permutations=1000),
+    )
+
+
+PRESETS: dict[str, Callable[[], StudyConfig]] = {"smoke": smoke, "quick": quick, "standard": standard, "paper": paper}
+
+
+def preset(name: str, **overrides: Any) -> StudyConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name](), **{k: v for k, v in overrides.items() if v is not None})

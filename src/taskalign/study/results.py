@@ -1,0 +1,80 @@
+"""Gather finished runs into `results.csv`: one row per encoder × task × seed (docs/study_folder.md)."""
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from taskalign.study import io
+from taskalign.study.cell import run_dir
+from taskalign.study.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
+
+COLUMNS = [
+    "encoder", "task", "seed", "metric", "higher_is_better", "value", "specialised_value", "scratch_value", "rpg",
+    "gain_over_scratch", "convergence_epoch", "convergence_censored", "scratch_convergence_epoch",
+    "specialised_convergence_epoch", "self_convergence_epoch", "epochs", "d2p", "d2r", "d2s", "d2p_d2r_ratio",
+    "d2p_p", "d2r_p", "d2s_p", "cka_pretrained", "cka_random", "cka_scratch", "n_probe", "sigma_ref",
+]
+
+
+def read_curve(path: Path) -> list[float]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["val_metric"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _best(curve: list[float], higher: bool) -> float:
+    finite = [v for v in curve if math.isfinite(v)]
+    return (max(finite) if higher else min(finite)) if finite else float("nan")
+
+
+def cell_row(study_dir: Path, encoder: str, task: str, seed: int) -> dict[str, Any] | None:
+    """The results row of one cell, or None when one of its runs is not finished."""
+    dirs = {m: run_dir(study_dir, m, task, seed) for m in (encoder, f"{encoder}-scratch", "specialised")}
+    if not all((d / "metrics.json").exists() for d in dirs.values()) or not (dirs[encoder] / "alignment.json").exists():
+        return None
+    ft, sc, sp = (io.read_json(d / "metrics.json") for d in dirs.values())
+    higher = bool(ft["higher_is_better"])
+    curves = {m: read_curve(d / "curve.jsonl") for m, d in dirs.items()}
+    # the common target uses every model of this task and seed, other encoders included
+    all_best = [_best(read_curve(p / task / f"seed{seed}" / "curve.jsonl"), higher)
+                for p in (Path(study_dir) / "cells").iterdir() if (p / task / f"seed{seed}").exists()]
+    target = common_target(all_best, higher)
+    conv = {m: epochs_to_target(c, target, higher) for m, c in curves.items()}
+    align = io.read_json(dirs[encoder] / "alignment.json")
+    d2p, d2r = align["d2p"]["mmd2"], align["d2r"]["mmd2"]
+    return {
+        "encoder": encoder, "task": task, "seed": seed, "metric": ft["metric"], "higher_is_better": higher,
+        "value": ft["value"], "specialised_value": sp["value"], "scratch_value": sc["value"],
+        "rpg": relative_gain(ft["value"], sp["value"], higher),
+        "gain_over_scratch": (ft["value"] - sc["value"]) * (1 if higher else -1),
+        "convergence_epoch": conv[encoder][0], "convergence_censored": conv[encoder][1],
+        "scratch_convergence_epoch": conv[f"{encoder}-scratch"][0],
+        "specialised_convergence_epoch": conv["specialised"][0],
+        "self_convergence_epoch": self_convergence_epoch(curves[encoder], higher), "epochs": len(curves[encoder]),
+        "d2p": d2p, "d2r": d2r, "d2s": align["d2s"]["mmd2"],
+        "d2p_d2r_ratio": d2p / d2r if d2r and math.isfinite(d2r) and d2r > 0 else float("nan"),
+        "d2p_p": align["d2p"]["p_value"], "d2r_p": align["d2r"]["p_value"], "d2s_p": align["d2s"]["p_value"],
+        "cka_pretrained": align["cka"]["pretrained"], "cka_random": align["cka"]["random"],
+        "cka_scratch": align["cka"]["scratch"], "n_probe": align["n_probe"], "sigma_ref": align["sigma_ref"],
+    }
+
+
+def write_results(study_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    buf = _io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+    path = Path(study_dir) / "results.csv"
+    io.write_text(path, buf.getvalue())
+    return path
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}"
+    return v

@@ -1,0 +1,141 @@
+"""`results.csv` and `summary.json`: correlations of each alignment metric with gain and
+convergence, the within-task view, and the paper's claims checked one by one (DESIGN.md §6)."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskalign.stats import pearson, sign_agreement, spearman
+from taskalign.study import io
+from taskalign.study.config import StudyConfig
+from taskalign.study.results import cell_row, write_results
+
+ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained")
+OUTCOMES = ("rpg", "convergence_epoch")
+RESTORATION = ("distortion_correction", "super_resolution")
+SEMANTIC = ("segmentation", "classification")
+
+
+def correlations(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    out = []
+    for a in ALIGNMENT:
+        for o in OUTCOMES:
+            pairs = [(r[a], r[o]) for r in rows if math.isfinite(r[a]) and math.isfinite(r[o])]
+            x, y = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            out.append({"alignment": a, "outcome": o, **correlation_with_ci(x, y, seed)})
+    return out
+
+
+def correlation_with_ci(x: np.ndarray, y: np.ndarray, seed: int, permutations: int = 10000,
+                        bootstrap: int = 2000) -> dict[str, Any]:
+    """Spearman and Pearson with n, permutation p-values and bootstrap 95 % intervals
+    (NaN where n < 3 or a variable is constant: no coefficient exists there)."""
+    nan = float("nan")
+    result: dict[str, Any] = {"n": int(len(x))}
+    for name, fn in (("spearman", spearman), ("pearson", pearson)):
+        try:
+            r = fn(x, y, permutations=permutations, bootstrap=bootstrap, seed=seed)
+            result.update({name: r.coefficient, f"{name}_p": r.p_value if r.p_value is not None else nan,
+                           f"{name}_ci": [r.ci_low if r.ci_low is not None else nan,
+                                          r.ci_high if r.ci_high is not None else nan]})
+        except ValueError as err:
+            result.update({name: nan, f"{name}_p": nan, f"{name}_ci": [nan, nan], f"{name}_note": str(err)})
+    return result
+
+
+def _mean_by(rows, key_fn, field):
+    groups = defaultdict(list)
+    for r in rows:
+        if math.isfinite(r[field]):
+            groups[key_fn(r)].append(r[field])
+    return {k: float(np.mean(v)) for k, v in groups.items()}
+
+
+def within_task(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per task: does the encoder with the smaller mean D2P have the larger mean RPG?"""
+    d2p = _mean_by(rows, lambda r: (r["task"], r["encoder"]), "d2p")
+    rpg = _mean_by(rows, lambda r: (r["task"], r["encoder"]), "rpg")
+    per_task: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for (task, enc), v in d2p.items():
+        if (task, enc) in rpg:
+            per_task[task][enc] = (v, rpg[(task, enc)])
+    per_task = {t: cells for t, cells in per_task.items() if len(cells) == 2}
+    if not per_task:
+        return {"tasks": [], "n_agree": 0, "n_tasks": 0, "p_value": float("nan"),
+                "note": "needs two encoders with finite D2P and RPG in at least one task"}
+    res = sign_agreement(per_task)
+    tasks = []
+    for task, cells in per_task.items():
+        smaller = min(cells, key=lambda e: cells[e][0])
+        larger = max(cells, key=lambda e: cells[e][1])
+        tasks.append({"task": task, "smaller_d2p": smaller, "larger_gain": larger,
+                      "agree": res.per_task[task] == "agree", "verdict": res.per_task[task]})
+    return {"tasks": tasks, "n_agree": res.agree, "n_disagree": res.disagree, "n_ties": res.ties,
+            "n_tasks": res.n_tasks, "p_value": res.p_value, "test": "exact two-sided sign test"}
+
+
+def _encoder_claim(rows, encoder: str, other: str, tasks: tuple[str, ...], n_seeds: int) -> dict[str, Any]:
+    rpg = _mean_by(rows, lambda r: (r["task"], r["encoder"]), "rpg")
+    present = [t for t in tasks if (t, encoder) in rpg and (t, other) in rpg]
+    claim = f"{encoder} gains more than {other} on {' and '.join(tasks)}"
+    if not present:
+        return {"claim": claim, "verdict": "inconclusive at this n", "evidence": "cells missing"}
+    diffs = {t: rpg[(t, encoder)] - rpg[(t, other)] for t in present}
+    evidence = "; ".join(f"{t}: RPG {rpg[(t, encoder)]:+.1f} % vs {rpg[(t, other)]:+.1f} %" for t in present)
+    direction = all(d > 0 for d in diffs.values())
+    opposite = all(d < 0 for d in diffs.values())
+    # per-seed consistency: with >= 3 seeds the direction must hold in every seed of every task
+    per_seed = [r1["rpg"] - r2["rpg"] for t in present for r1 in rows for r2 in rows
+                if r1["task"] == r2["task"] == t and r1["seed"] == r2["seed"]
+                and r1["encoder"] == encoder and r2["encoder"] == other]
+    if n_seeds >= 3 and per_seed and (all(d > 0 for d in per_seed) or all(d < 0 for d in per_seed)):
+        verdict = "holds" if direction else "does not hold"
+    elif n_seeds >= 3 and opposite:
+        verdict = "does not hold"
+    else:
+        verdict = "inconclusive at this n"
+        evidence += f" (direction {'as claimed' if direction else 'opposite' if opposite else 'mixed'}; {n_seeds} seed(s))"
+    return {"claim": claim, "verdict": verdict, "evidence": evidence}
+
+
+def _correlation_claim(corrs, outcome: str, sign: int, text: str) -> dict[str, Any]:
+    c = next(c for c in corrs if c["alignment"] == "d2p" and c["outcome"] == outcome)
+    evidence = f"Spearman ρ = {c['spearman']:.2f} (p = {c['spearman_p']:.3f}, n = {c['n']})"
+    if not math.isfinite(c["spearman"]):
+        verdict = "inconclusive at this n"
+    elif c["spearman_p"] < 0.05:
+        verdict = "holds" if np.sign(c["spearman"]) == sign else "does not hold"
+    else:
+        verdict = "inconclusive at this n"
+    return {"claim": text, "verdict": verdict, "evidence": evidence}
+
+
+def claims(rows, corrs, n_seeds: int) -> list[dict[str, Any]]:
+    out = []
+    if {"profound_conv", "provicnet"} <= {r["encoder"] for r in rows}:
+        out.append(_encoder_claim(rows, "profound_conv", "provicnet", RESTORATION, n_seeds))
+        out.append(_encoder_claim(rows, "provicnet", "profound_conv", SEMANTIC, n_seeds))
+    out.append(_correlation_claim(corrs, "rpg", -1, "smaller feature change (D2P) goes with a larger gain (RPG)"))
+    out.append(_correlation_claim(corrs, "convergence_epoch", 1,
+                                  "smaller feature change (D2P) goes with faster convergence"))
+    return out
+
+
+def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing) -> Path:
+    rows = [r for t in cfg.tasks for s in cfg.seeds for e in cfg.encoders
+            if (r := cell_row(out, e, t, s)) is not None]
+    path = write_results(out, rows)
+    corrs = correlations(rows, seed=cfg.study_seed)
+    notes = [f"skipped task {s['task']}: {s['reason']}" for s in skipped]
+    if cfg.preset in ("smoke", "quick"):
+        notes.append(f"preset {cfg.preset}: small models and short training; the numbers are indicative, "
+                     "use --preset standard for conclusions")
+    summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "n_cells": len(rows), "correlations": corrs,
+               "within_task": within_task(rows), "claims": claims(rows, corrs, len(cfg.seeds)),
+               "timing": timing, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
+    io.write_json(out / "summary.json", summary)
+    return path

@@ -37,7 +37,8 @@ def test_drift_is_the_paired_u_statistic_with_the_fixed_kernel():
     kern = reference_kernel(pretrained)
     res = drift(finetuned, pretrained, kern, permutations=200, seed=3)
     assert isinstance(res, DriftResult)
-    assert (res.estimator, res.n, res.bandwidths, res.permutations, res.seed) == ("paired-u", 60, kern.bandwidths, 200, 3)
+    assert (res.estimator, res.n, res.permutations, res.seed) == ("paired-u", 60, 200, 3)
+    assert res.bandwidths == kern.bandwidths
     same = mmd2(finetuned, pretrained, kernel=kern, estimator="paired-u", permutations=200, seed=3)
     assert res.mmd2 == same.mmd2 and res.p_value == same.p_value
     assert res.cka == pytest.approx(linear_cka(finetuned, pretrained))

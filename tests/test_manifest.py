@@ -52,7 +52,8 @@ def test_resamples_other_grids_onto_t2w(tmp_path):
     shifted = sitk.Resample(gland, [256, 256, 20], sitk.Transform(), sitk.sitkNearestNeighbor,
                             t2w.GetOrigin(), (0.5, 0.5, 3.0), t2w.GetDirection(), 0, gland.GetPixelID())
     sitk.WriteImage(shifted, str(tmp_path / "gland_copy.nii.gz"))
-    csv_path = _write_csv(tmp_path / "m.csv", [_sample_row(adc="adc_coarse.nii.gz", gland="gland_copy.nii.gz", label="1")])
+    row = _sample_row(adc="adc_coarse.nii.gz", gland="gland_copy.nii.gz", label="1")
+    csv_path = _write_csv(tmp_path / "m.csv", [row])
     (case,) = read_manifest(csv_path)
     (ref,) = read_manifest(SAMPLE / "cases.csv")
     assert case.image.shape == ref.image.shape and case.label == 1

@@ -178,7 +178,7 @@ def test_paired_permutations_swap_within_pairs():
     kern = Kernel("rbf", (2.0,))
     h = paired_h_matrix(kern(torch.cat([x, y])), 10)
     res = paired_permutation_test(h, permutations=40, seed=5, chunk_entries=30)
-    signs = torch.cat(list(paired_sign_batches(10, 40, 5, chunk_entries=30)))
+    signs = torch.cat(list(paired_sign_batches(10, 40, 5, chunk_entries=30, dtype=h.dtype)))
     naive = []
     for s in signs:
         swap = (s < 0).unsqueeze(1)
@@ -226,6 +226,10 @@ def test_blocked_median_heuristic_matches_dense():
     dense, blocked = mmd2(x, y), mmd2(x, y, max_kernel_entries=64)
     assert blocked.bandwidths == pytest.approx(dense.bandwidths, rel=1e-12)
     assert blocked.mmd2 == pytest.approx(dense.mmd2, rel=1e-10)
+    # above median_max_points both paths take the same seeded subsample of pooled rows
+    dense, blocked = mmd2(x, y, median_max_points=20), mmd2(x, y, median_max_points=20, max_kernel_entries=64)
+    assert blocked.bandwidths == pytest.approx(dense.bandwidths, rel=1e-12)
+    assert blocked.bandwidth_rule == dense.bandwidth_rule and "subsample of 20 of the 63" in dense.bandwidth_rule
 
 
 def test_large_input_p_value_is_stated_never_silent():
@@ -273,9 +277,13 @@ def test_gpu_matches_cpu():
     for estimator in ("unbiased-u", "biased-v"):
         cpu = mmd2(x, y, estimator=estimator, permutations=200, seed=1)
         gpu = mmd2(x.cuda(), y.cuda(), estimator=estimator, permutations=200, seed=1)
-        assert gpu.mmd2 == pytest.approx(cpu.mmd2, rel=1e-10) and gpu.p_value == cpu.p_value
+        assert gpu.mmd2 == pytest.approx(cpu.mmd2, rel=1e-10)
+        assert gpu.p_value == 1 / 201 and gpu.p_value == cpu.p_value      # shifted: no permutation reaches it
     cpu = mmd2(x[:400], y, estimator="paired-u", permutations=200, seed=1)
     gpu = mmd2(x[:400].cuda(), y.cuda(), estimator="paired-u", permutations=200, seed=1)
     assert gpu.mmd2 == pytest.approx(cpu.mmd2, rel=1e-10) and gpu.p_value == cpu.p_value
+    null = [mmd2(sample(100, 8, seed=60 + r).cuda(), sample(100, 8, seed=80 + r).cuda(), permutations=99,
+                 seed=r).p_value for r in range(60)]
+    assert 0.3 < float(np.mean(null)) < 0.7
     big = mmd2(x.float().cuda(), y.float().cuda(), max_kernel_entries=10_000)
     assert big.path == "blocked" and big.mmd2 == pytest.approx(mmd2(x, y).mmd2, rel=1e-4)

@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run_study_command(args) -> int:
     import dataclasses
 
-    from taskalign.report import build_report
     from taskalign.study.config import preset
     from taskalign.study.progress import console_progress
     from taskalign.study.runner import run_study
@@ -66,10 +65,11 @@ def run_study_command(args) -> int:
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
     start = time.perf_counter()
     with console_progress() as progress:
-        results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update)
+        results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
+                            report=not args.no_report)
     print(f"results: {results}")
     if not args.no_report:
-        print(f"report:  {build_report(args.out)}")
+        print(f"report:  {(args.out / 'report.html').resolve()}")
     print(f"study finished in {time.perf_counter() - start:.0f} s")
     return 0
 

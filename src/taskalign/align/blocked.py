@@ -7,8 +7,9 @@ self-similarity blocks K_xx and K_yy are symmetric, so only tiles on and above t
 computed (off-diagonal tiles count twice). Time is O((m + n)² d / 2); memory is the inputs plus
 one tile (plus row-chunk temporaries of about 2²¹ entries).
 
-At n = 100,000 pooled float32 rows of d = 768, the inputs take 0.3 GB and a 2²⁶-entry tile
-0.27 GB, so the statistic fits in well under a few GB.
+At N = 100,000 pooled float32 rows of d = 768 the inputs take 0.3 GB (0.6 GB with their centred
+copies) and the default 2²⁸-entry tile 1 GiB: the statistic fits in a few GB (bench/mmd.py
+measures it). Lower `max_kernel_entries` to trade speed for memory.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def paired_diagonal_sum(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, rows: 
 def kernel_sums_blocked(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, *, paired: bool,
                         max_kernel_entries: int = DEFAULT_MAX_KERNEL_ENTRIES) -> KernelSums:
     """(m, d), (n, d) -> KernelSums without ever holding more than `max_kernel_entries` kernel
-    entries (one reusable tile). Inputs should already be centred (see features.pooled_mean)."""
+    entries (one reusable tile). Inputs should already be centred (see features.centred_pool)."""
     tile = min(tile_size(max_kernel_entries), max(x.shape[0], y.shape[0]))
     buffer = torch.empty(tile * tile, dtype=x.dtype, device=x.device)
     s_xx, t_xx = self_sum_blocked(x, kernel, tile, buffer)

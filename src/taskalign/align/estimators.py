@@ -7,7 +7,8 @@ For samples X = (x_1..x_m), Y = (y_1..y_n) and a kernel k, let
     S_xy = Σ_{i,j} k(x_i, y_j)   T_xy = Σ_i k(x_i, y_i)      (T_xy only when m = n, paired)
 
 All three estimators below are exact functions of these six numbers, so the dense path (one
-kernel matrix) and the blocked path (tiles) share the formulas and agree to round-off.
+kernel matrix) and the blocked path (tiles) share the formulas and agree to round-off. The sums
+are accumulated in float64 (on the CPU, per-row partial sums in the compute dtype; see rowsum64).
 
 - "unbiased-u"  (Eq. 3, Lemma 6)  MMD²_u = (S_xx - T_xx) / (m(m-1)) + (S_yy - T_yy) / (n(n-1))
                                              - 2 S_xy / (mn)
@@ -74,21 +75,23 @@ def mmd2_from_sums(sums: KernelSums, estimator: str) -> float:
     return off / (n * (n - 1))
 
 
-def sum64(a: torch.Tensor, chunk_entries: int = 1 << 16) -> float:
-    """Σ of all entries of a, accumulated in float64. On the CPU in row chunks: a float64 sum
-    over a whole float32 matrix is several times slower than over cache-sized pieces."""
-    if a.device.type != "cpu" or a.numel() <= chunk_entries or a.ndim != 2:
-        return float(a.sum(dtype=torch.float64))
-    rows = max(1, chunk_entries // max(1, a.shape[1]))
-    return float(sum(a[i:i + rows].sum(dtype=torch.float64) for i in range(0, a.shape[0], rows)))
+def rowsum64(a: torch.Tensor) -> torch.Tensor:
+    """(r, c) -> (r,) row sums returned in float64.
 
-
-def rowsum64(a: torch.Tensor, chunk_entries: int = 1 << 16) -> torch.Tensor:
-    """(r, c) -> (r,) row sums accumulated in float64 (row chunks on the CPU, see sum64)."""
-    if a.device.type != "cpu":
+    On CUDA the sums accumulate in float64 throughout. On the CPU each row is summed in a's dtype
+    (PyTorch's cascade summation: relative error about 1e-7 per float32 row) and only the row
+    sums are float64: a float64 reduction over a float32 matrix converts entry by entry and costs
+    as much as the kernel matmul itself, or far more when threads are oversubscribed."""
+    if a.device.type != "cpu" or a.dtype == torch.float64:
         return a.sum(1, dtype=torch.float64)
-    rows = max(1, chunk_entries // max(1, a.shape[1]))
-    return torch.cat([a[i:i + rows].sum(1, dtype=torch.float64) for i in range(0, a.shape[0], rows)])
+    return a.sum(1).to(torch.float64)
+
+
+def sum64(a: torch.Tensor) -> float:
+    """Σ of all entries of a 1-D or 2-D tensor, rows accumulated in float64 (see rowsum64)."""
+    if a.ndim == 2:
+        return float(rowsum64(a).sum())
+    return float(a.sum(dtype=torch.float64))
 
 
 def kernel_sums_from_matrix(k: torch.Tensor, m: int, paired: bool) -> KernelSums:

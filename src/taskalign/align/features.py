@@ -13,9 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-ArrayLike = "torch.Tensor | np.ndarray"
-
-
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
     """The dtype the kernel entries are computed in: float64 if any input is float64 or an
     integer type, else float32 (half and bfloat16 are promoted to float32)."""
@@ -55,19 +52,19 @@ def as_features(x: "torch.Tensor | np.ndarray", name: str = "x", dtype: torch.dt
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name}: empty feature matrix of shape {tuple(x.shape)}; need n >= 1 rows and d >= 1 columns")
     x = x.detach().to(dtype or compute_dtype(x.dtype))
-    if not bool(torch.isfinite(x).all()):
+    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):  # a finite sum: all finite
         raise ValueError(f"{name}: NaN or Inf in {_nonfinite_rows(x)}; drop or fix those rows")
     return x
 
 
 def as_feature_pair(x, y, names: tuple[str, str] = ("x", "y"), dtype: torch.dtype | None = None,
                     paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check two samples together: same feature dimension, same device, one compute dtype,
-    and for paired samples the same number of rows. Returns ((m, d), (n, d)) tensors."""
-    tx = x.dtype if isinstance(x, torch.Tensor) else torch.from_numpy(np.empty(0, dtype=x.dtype)).dtype
-    ty = y.dtype if isinstance(y, torch.Tensor) else torch.from_numpy(np.empty(0, dtype=y.dtype)).dtype
-    dt = dtype or compute_dtype(tx, ty)
-    a, b = as_features(x, names[0], dt), as_features(y, names[1], dt)
+    """Check two samples together: same feature dimension, same device, one compute dtype
+    (float64 if either sample computes in float64), and for paired samples the same number of
+    rows. Returns ((m, d), (n, d)) tensors."""
+    a, b = as_features(x, names[0], dtype), as_features(y, names[1], dtype)
+    if a.dtype != b.dtype:
+        a, b = a.to(torch.float64), b.to(torch.float64)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"{names[0]} has {a.shape[1]} features per row but {names[1]} has {b.shape[1]}; "
                          "both samples must come from the same feature space")
@@ -79,11 +76,12 @@ def as_feature_pair(x, y, names: tuple[str, str] = ("x", "y"), dtype: torch.dtyp
     return a, b
 
 
-def pooled_mean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean of the pooled sample, (d,), accumulated in float64 and cast back.
+def centred_pool(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(m, d), (n, d) -> the pooled sample [x; y] (m + n, d), minus its column means (a new tensor).
 
     Every estimator here is invariant to a common shift of both samples (distances do not move;
-    for the linear kernel the U/V/paired statistics cancel the shift exactly), so subtracting
-    this mean changes no value and keeps float32 round-off in ||a||² + ||b||² - 2 a·b small."""
-    total = x.sum(0, dtype=torch.float64) + y.sum(0, dtype=torch.float64)
-    return (total / (x.shape[0] + y.shape[0])).to(x.dtype)
+    for the linear kernel the U/V/paired statistics cancel the shift exactly), so any shift is
+    allowed and the mean needs no extra precision; removing it keeps float32 round-off in
+    ||a||² + ||b||² - 2 a·b small when features sit far from the origin."""
+    z = torch.cat([x, y])
+    return z.sub_(z.mean(0))

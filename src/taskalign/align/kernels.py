@@ -15,7 +15,7 @@ seeded random subsample of `max_points` pooled points instead, and the kernel's 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -135,32 +135,45 @@ def _check_sigma(sigma: float) -> float:
     return sigma
 
 
-def median_distance(z: torch.Tensor, max_points: int = MEDIAN_MAX_POINTS, seed: int = 0) -> tuple[float, str]:
-    """Median heuristic on a pooled sample z: (N, d) -> (σ, rule text). See the module docstring
-    for the convention; above `max_points` rows a seeded random subsample is used."""
-    n = z.shape[0]
-    if n > max_points:
-        gen = torch.Generator().manual_seed(seed)
-        idx = torch.randperm(n, generator=gen)[:max_points].to(z.device)
-        z = z[idx]
-        used = f"a random subsample of {max_points} of the {n} pooled points (seed {seed})"
-    else:
-        used = f"all {n} pooled points"
+def pooled_rows(parts: "torch.Tensor | Sequence[torch.Tensor]", max_points: int, seed: int) -> tuple[torch.Tensor, str]:
+    """The rows of the pooled sample (parts stacked) that the median heuristic uses: all of them,
+    or above `max_points` a seeded random subsample, gathered without stacking all rows first."""
+    parts = [parts] if isinstance(parts, torch.Tensor) else list(parts)
+    n = sum(p.shape[0] for p in parts)
+    if n <= max_points:
+        return torch.cat(parts) if len(parts) > 1 else parts[0], f"all {n} pooled points"
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(n, generator=gen)[:max_points].sort().values
+    rows, start = [], 0
+    for p in parts:
+        mine = idx[(idx >= start) & (idx < start + p.shape[0])] - start
+        rows.append(p[mine.to(p.device)])
+        start += p.shape[0]
+    return torch.cat(rows), f"a random subsample of {max_points} of the {n} pooled points (seed {seed})"
+
+
+def median_distance(z: "torch.Tensor | Sequence[torch.Tensor]", max_points: int = MEDIAN_MAX_POINTS,
+                    seed: int = 0) -> tuple[float, str]:
+    """Median heuristic on a pooled sample: z (N, d), or a sequence of samples to pool ->
+    (σ, rule text). See the module docstring for the convention; above `max_points` pooled rows
+    a seeded random subsample is used."""
+    z, used = pooled_rows(z, max_points, seed)
     z = z - z.mean(0, dtype=torch.float64).to(z.dtype)
     sigma = _check_sigma(lower_median_offdiagonal(squared_distances(z)))
     return sigma, f"median heuristic: lower median of off-diagonal pairwise distances over {used}"
 
 
 def resolve_kernel(kernel: "str | Kernel", bandwidth: "float | Sequence[float] | None" = None,
-                   pooled: torch.Tensor | None = None, *, scales: Sequence[float] = (1.0,),
-                   median_max_points: int = MEDIAN_MAX_POINTS, seed: int = 0,
-                   sq_dists: torch.Tensor | None = None) -> Kernel:
+                   pooled: "torch.Tensor | Sequence[torch.Tensor] | None" = None, *,
+                   scales: Sequence[float] = (1.0,), median_max_points: int = MEDIAN_MAX_POINTS,
+                   seed: int = 0, sq_dists: torch.Tensor | None = None) -> Kernel:
     """Name + bandwidth spec -> Kernel.
 
     kernel: a Kernel (returned unchanged; `bandwidth` must then be None) or a name in KERNEL_NAMES.
     bandwidth: σ, or several σ (their kernels averaged), or None for the median heuristic on
-    `pooled` (N, d), multiplied by each of `scales`. `sq_dists`: the pooled (N, N) squared
-    distances if the caller already has them (N <= median_max_points), to skip one matmul.
+    `pooled` ((N, d), or a sequence of samples to pool), multiplied by each of `scales`.
+    sq_dists: the pooled (N, N) squared distances if the caller already has them (used when
+    N <= median_max_points, to skip one matmul).
     """
     if isinstance(kernel, Kernel):
         if bandwidth is not None:
@@ -175,18 +188,13 @@ def resolve_kernel(kernel: "str | Kernel", bandwidth: "float | Sequence[float] |
         return Kernel(kernel, values, "given")
     if pooled is None:
         raise ValueError("the median heuristic needs the pooled sample; pass `pooled` or a bandwidth")
-    if sq_dists is not None and pooled.shape[0] <= median_max_points:
+    if sq_dists is not None and sq_dists.shape[0] <= median_max_points:
         sigma = lower_median_offdiagonal(sq_dists)
-        rule = ("median heuristic: lower median of off-diagonal pairwise distances over "
-                f"all {pooled.shape[0]} pooled points")
         _check_sigma(sigma)
+        rule = ("median heuristic: lower median of off-diagonal pairwise distances over "
+                f"all {sq_dists.shape[0]} pooled points")
     else:
         sigma, rule = median_distance(pooled, median_max_points, seed)
     if tuple(scales) != (1.0,):
         rule = f"{{{', '.join(f'{s:g}' for s in scales)}}} × σ_median, {rule}"
     return Kernel(kernel, tuple(float(s) * sigma for s in scales), rule)
-
-
-def with_rule(kernel: Kernel, rule: str) -> Kernel:
-    """The same kernel with another description of how its bandwidths were chosen."""
-    return replace(kernel, rule=rule)

@@ -25,7 +25,7 @@ import torch
 
 from taskalign.align.blocked import DEFAULT_MAX_KERNEL_ENTRIES, kernel_sums_blocked
 from taskalign.align.estimators import check_estimator, kernel_sums_from_matrix, linear_time_test, mmd2_from_sums
-from taskalign.align.features import as_feature_pair, pooled_mean
+from taskalign.align.features import as_feature_pair, centred_pool
 from taskalign.align.kernels import MEDIAN_MAX_POINTS, Kernel, resolve_kernel, squared_distances
 from taskalign.align.permutation import paired_h_matrix, paired_permutation_test, two_sample_permutation_test_
 
@@ -76,12 +76,12 @@ def _pooled_kernel_matrix(z: torch.Tensor, kernel: "str | Kernel", bandwidth, me
     return kern.from_sq_dists_(d2), kern
 
 
-def _dense_test(x: torch.Tensor, y: torch.Tensor, kernel, bandwidth, estimator: str, permutations: int,
+def _dense_test(z: torch.Tensor, m: int, kernel, bandwidth, estimator: str, permutations: int,
                 seed: int, median_max_points: int) -> tuple[float, float | None, Kernel]:
-    """Dense path: statistic from the pooled kernel matrix, then (optionally) its permutations."""
-    m = x.shape[0]
+    """Dense path on the centred pooled sample z (N, d), first m rows x: statistic from the
+    pooled kernel matrix, then (optionally) its permutations."""
     paired = estimator == "paired-u"
-    k, kern = _pooled_kernel_matrix(torch.cat([x, y]), kernel, bandwidth, median_max_points, seed)
+    k, kern = _pooled_kernel_matrix(z, kernel, bandwidth, median_max_points, seed)
     value = mmd2_from_sums(kernel_sums_from_matrix(k, m, paired), estimator)
     if permutations <= 0:
         return value, None, kern
@@ -97,14 +97,20 @@ def _dense_entries(m: int, n: int, estimator: str, permutations: int) -> int:
     return (m + n) ** 2 + extra
 
 
-def _subsample(x: torch.Tensor, y: torch.Tensor, per_side: int, paired: bool, seed: int):
+def _subsample_p_value(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, estimator: str, per_side: int,
+                       permutations: int, seed: int) -> tuple[float, str]:
+    """Full permutation test on a seeded random subsample of rows (pairs kept together)."""
     gen = torch.Generator().manual_seed(seed)
     ix = torch.randperm(x.shape[0], generator=gen)[:per_side]
-    iy = ix if paired else torch.randperm(y.shape[0], generator=gen)[:per_side]
-    return x[ix.to(x.device)], y[iy.to(y.device)], len(ix), len(iy)
+    iy = ix if estimator == "paired-u" else torch.randperm(y.shape[0], generator=gen)[:per_side]
+    z = torch.cat([x[ix.to(x.device)], y[iy.to(y.device)]])
+    _, p_value, _ = _dense_test(z, len(ix), kernel, None, estimator, permutations, seed, MEDIAN_MAX_POINTS)
+    return p_value, (f"permutation test on a seeded random subsample of {len(ix)} x-rows and {len(iy)} y-rows "
+                     f"({permutations} permutations, seed {seed}); the statistic uses all rows")
 
 
-def _linear_time_p_value(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, paired: bool, seed: int) -> tuple[float, str]:
+def _linear_time_p_value(x: torch.Tensor, y: torch.Tensor, kernel: Kernel, paired: bool,
+                         seed: int) -> tuple[float, str]:
     """Linear-time test on all rows, after a seeded shuffle (pairs kept together when paired)."""
     gen = torch.Generator().manual_seed(seed)
     n = min(x.shape[0], y.shape[0])
@@ -145,8 +151,8 @@ def mmd2(x, y, *, kernel: "str | Kernel" = "rbf", bandwidth: "float | Sequence[f
     x, y = as_feature_pair(x, y, dtype=dtype, paired=paired)
     m, n = x.shape[0], y.shape[0]
     check_estimator(estimator, m, n)
-    mu = pooled_mean(x, y)
-    x, y = x - mu, y - mu
+    z = centred_pool(x, y)
+    x, y = z[:m], z[m:]
     fits = _dense_entries(m, n, estimator, permutations) <= max_kernel_entries
     if p_value_method == "permutation" and permutations > 0 and not fits:
         raise ValueError(f"a full permutation test at m={m}, n={n} needs {_dense_entries(m, n, estimator, 1):,} "
@@ -154,23 +160,21 @@ def mmd2(x, y, *, kernel: "str | Kernel" = "rbf", bandwidth: "float | Sequence[f
                          "p_value_method='subsample' or 'linear'")
     want_full = permutations > 0 and p_value_method in ("auto", "permutation")
     if fits:
-        value, p_value, kern = _dense_test(x, y, kernel, bandwidth, estimator, permutations if want_full else 0,
+        value, p_value, kern = _dense_test(z, m, kernel, bandwidth, estimator, permutations if want_full else 0,
                                            seed, median_max_points)
         path = "dense"
+        method = ("none" if p_value is None
+                  else f"permutation test on all rows ({permutations} permutations, seed {seed})")
     else:
-        kern = resolve_kernel(kernel, bandwidth, torch.cat([x, y]), median_max_points=median_max_points, seed=seed)
-        value = mmd2_from_sums(kernel_sums_blocked(x, y, kern, paired=paired,
-                                                   max_kernel_entries=max_kernel_entries), estimator)
-        p_value, path = None, "blocked"
-    method = f"permutation test on all rows ({permutations} permutations, seed {seed})" if p_value is not None else "none"
-    if permutations > 0 and p_value_method == "linear":
-        p_value, method = _linear_time_p_value(x, y, kern, paired, seed)
-    elif permutations > 0 and p_value is None:
-        k = _subsample_size(m, n, estimator, max_kernel_entries, subsample_per_side)
-        xs, ys, kx, ky = _subsample(x, y, k, paired, seed)
-        _, p_value, _ = _dense_test(xs, ys, kern, None, estimator, permutations, seed, median_max_points)
-        method = (f"permutation test on a seeded random subsample of {kx} x-rows and {ky} y-rows "
-                  f"({permutations} permutations, seed {seed}); the statistic uses all rows")
+        kern = resolve_kernel(kernel, bandwidth, (x, y), median_max_points=median_max_points, seed=seed)
+        sums = kernel_sums_blocked(x, y, kern, paired=paired, max_kernel_entries=max_kernel_entries)
+        value, p_value, path, method = mmd2_from_sums(sums, estimator), None, "blocked", "none"
+    if permutations > 0 and p_value is None:
+        if p_value_method == "linear":
+            p_value, method = _linear_time_p_value(x, y, kern, paired, seed)
+        else:
+            per_side = _subsample_size(m, n, estimator, max_kernel_entries, subsample_per_side)
+            p_value, method = _subsample_p_value(x, y, kern, estimator, per_side, permutations, seed)
     return MMDResult(value, p_value, m, n, kern.name, kern.bandwidths, kern.rule, estimator,
                      permutations, seed, method, path, str(x.dtype).replace("torch.", ""))
 

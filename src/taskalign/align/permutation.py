@@ -1,7 +1,8 @@
 """Permutation tests for MMD², all permutations from one kernel matrix as batched quadratic forms.
 
-p-value = (1 + #{b : T_b >= T_obs}) / (1 + B), B permutations drawn with a seeded generator
-(on the CPU, so a seed gives the same permutations on every device).
+p-value = (1 + #{b : T_b >= T_obs}) / (1 + B), B permutations drawn with a generator seeded by
+`seed` on the kernel matrix's device (CPU and CUDA generators differ: one seed gives one set of
+permutations per device type, so a p-value can differ between CPU and GPU by Monte-Carlo error).
 
 Two samples (unbiased-u, biased-v). A relabelling is an indicator row p ∈ {0,1}^N with m ones
 (the new X). With K the pooled (N, N) kernel matrix, r = K 1 and S = 1ᵀ K 1,
@@ -59,23 +60,25 @@ def _batch_sizes(total: int, per_batch: int) -> Iterator[int]:
 
 
 def two_sample_label_batches(n_total: int, m: int, permutations: int, seed: int,
-                             chunk_entries: int = DEFAULT_CHUNK_ENTRIES) -> Iterator[torch.Tensor]:
-    """Yield (B', m) long tensors: the pooled indices that form the new X, B permutations in all.
-
-    Each row is the m smallest of N seeded uniform keys, i.e. a uniform random m-subset."""
-    gen = torch.Generator().manual_seed(seed)
+                             chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+                             device: "torch.device | str" = "cpu") -> Iterator[torch.Tensor]:
+    """Yield (B', m) long tensors on `device`: the pooled indices that form the new X, B
+    permutations in all. Each row is the m smallest of N seeded uniform keys, i.e. a uniform
+    random m-subset."""
+    gen = torch.Generator(device=device).manual_seed(seed)
     for size in _batch_sizes(permutations, max(1, chunk_entries // n_total)):
-        keys = torch.rand(size, n_total, generator=gen)
+        keys = torch.rand(size, n_total, generator=gen, device=device)
         yield keys.topk(m, dim=1, largest=False).indices
 
 
-def paired_sign_batches(n: int, permutations: int, seed: int,
-                        chunk_entries: int = DEFAULT_CHUNK_ENTRIES) -> Iterator[torch.Tensor]:
-    """Yield (B', n) float tensors of ±1: -1 swaps x_i and y_i. B permutations in all."""
-    gen = torch.Generator().manual_seed(seed)
+def paired_sign_batches(n: int, permutations: int, seed: int, chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+                        device: "torch.device | str" = "cpu",
+                        dtype: torch.dtype = torch.float64) -> Iterator[torch.Tensor]:
+    """Yield (B', n) tensors of ±1 on `device`: -1 swaps x_i and y_i. B permutations in all."""
+    gen = torch.Generator(device=device).manual_seed(seed)
     for size in _batch_sizes(permutations, max(1, chunk_entries // n)):
-        flips = torch.rand(size, n, generator=gen) < 0.5
-        yield 1.0 - 2.0 * flips.to(torch.float64)
+        flips = torch.rand(size, n, generator=gen, device=device) < 0.5
+        yield 1.0 - 2.0 * flips.to(dtype)
 
 
 def _coefficients(estimator: str, m: int, n: int) -> tuple[float, float, float]:
@@ -102,16 +105,15 @@ def two_sample_permutation_test_(k: torch.Tensor, m: int, estimator: str, permut
     s_all = float(r.sum())
 
     def stats(index: torch.Tensor) -> torch.Tensor:  # (B', m) -> (B',)
-        index = index.to(k.device)
         p = torch.zeros(index.shape[0], n_total, dtype=k.dtype, device=k.device)
         p.scatter_(1, index, 1.0)
         q_xx = rowsum64((p @ k).gather(1, index))
-        r_x = p.to(torch.float64) @ r
+        r_x = r[index].sum(1)
         q_xy, q_yy = r_x - q_xx, s_all - 2.0 * r_x + q_xx
         return (a * q_xx + b * q_yy - 2.0 * g * q_xy).cpu()
 
-    observed = float(stats(torch.arange(m).unsqueeze(0))[0])
-    batches = two_sample_label_batches(n_total, m, permutations, seed, chunk_entries)
+    observed = float(stats(torch.arange(m, device=k.device).unsqueeze(0))[0])
+    batches = two_sample_label_batches(n_total, m, permutations, seed, chunk_entries, k.device)
     permuted = torch.cat([stats(index) for index in batches]) if permutations else torch.empty(0, dtype=torch.float64)
     return PermutationResult(p_value_from(observed, permuted), observed, permuted, permutations, seed)
 
@@ -130,11 +132,10 @@ def paired_permutation_test(h: torch.Tensor, permutations: int, seed: int,
     within pairs: T(s) = sᵀ H s / (n(n-1))."""
     n = h.shape[0]
 
-    def stats(signs: torch.Tensor) -> torch.Tensor:  # (B', n) -> (B',)
-        s = signs.to(device=h.device, dtype=h.dtype)
+    def stats(s: torch.Tensor) -> torch.Tensor:  # (B', n) -> (B',)
         return (rowsum64((s @ h).mul_(s)) / (n * (n - 1))).cpu()
 
-    observed = float(stats(torch.ones(1, n))[0])
-    batches = paired_sign_batches(n, permutations, seed, chunk_entries)
+    observed = float(stats(torch.ones(1, n, dtype=h.dtype, device=h.device))[0])
+    batches = paired_sign_batches(n, permutations, seed, chunk_entries, h.device, h.dtype)
     permuted = torch.cat([stats(s) for s in batches]) if permutations else torch.empty(0, dtype=torch.float64)
     return PermutationResult(p_value_from(observed, permuted), observed, permuted, permutations, seed)

@@ -56,7 +56,8 @@ def pick_tz_cases(seed: int, n: int = 1, cohort: str = "downstream", max_index: 
     for index in range(max_index):
         _, findings = describe_case(index, seed, cohort)
         cancers = [f for f in findings if f.kind == "cancer"]
-        if len(cancers) == 1 and cancers[0].zone == "tz" and cancers[0].significant and cancers[0].volume_cc >= MIN_LESION_CC:
+        if (len(cancers) == 1 and cancers[0].zone == "tz" and cancers[0].significant
+                and cancers[0].volume_cc >= MIN_LESION_CC):
             found.append(index)
             if len(found) == n:
                 return found
@@ -89,7 +90,7 @@ def plot_side_by_side(cases: list[tuple[str, Case]], path: Path) -> None:
     fig.suptitle("Phantom vs real, mid-gland slice through the lesion (red outline). Windows: T2w and DWI "
                  f"0 to {WINDOW_OVER_GLAND_MEDIAN} x the image's gland median; ADC fixed {ADC_WINDOW[0]:.0f}-"
                  f"{ADC_WINDOW[1]:.0f} x 1e-6 mm2/s", fontsize=9)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -99,7 +100,8 @@ def _write_tables(rows: list[tuple], header: list[str], title: str, out: Path) -
         writer.writerow(header)
         writer.writerows([(row[0], *(f"{v:.4g}" for v in row[1:])) for row in rows])
     lines = [title, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + row[0] + " | " + " | ".join(f"{v:.4g}" for v in row[1:-1]) + f" | {row[-1]:+.4g} |" for row in rows]
+    for key, *values, diff in rows:
+        lines.append(f"| {key} | " + " | ".join(f"{v:.4g}" for v in values) + f" | {diff:+.4g} |")
     (out / "phantom_vs_real.md").write_text("\n".join(lines) + "\n")
 
 
@@ -118,7 +120,8 @@ def compare_real(real_csv: str, out_dir: str, seed: int = 0, n_cases: int = 5) -
     real_stats = region_stats(real)
     mean = {key: float(np.mean([s[key] for s in stats])) for key in real_stats}
     rows = [(key, stats[0][key], mean[key], real_stats[key], mean[key] - real_stats[key]) for key in real_stats]
-    header = ["statistic", phantoms[0].case_id, f"phantom mean of {len(phantoms)}", f"real {real.case_id}", "mean - real"]
+    header = ["statistic", phantoms[0].case_id, f"phantom mean of {len(phantoms)}", f"real {real.case_id}",
+              "mean - real"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_tables(rows, header, f"Phantom TZ-lesion cases (seed {seed}) vs real `{real.case_id}` on the real grid "

@@ -27,7 +27,8 @@ def _read(case_id: str, column: str, path: Path) -> sitk.Image:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as err:
-        raise ValueError(f"case {case_id}: {column} file {path} is unreadable ({str(err).strip().splitlines()[-1]})") from err
+        reason = str(err).strip().splitlines()[-1]
+        raise ValueError(f"case {case_id}: {column} file {path} is unreadable ({reason})") from err
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"case {case_id}: {column} file {path} must be a 3D single-channel image, "
                          f"got {image.GetDimension()}D with {image.GetNumberOfComponentsPerPixel()} components")
@@ -54,7 +55,8 @@ def on_grid(image: sitk.Image, reference: sitk.Image, is_mask: bool) -> np.ndarr
 def _mask(case_id: str, column: str, array: np.ndarray) -> np.ndarray:
     values = np.unique(array)
     if values.min() < 0 or values.max() > 255 or not np.all(values == np.round(values)):
-        raise ValueError(f"case {case_id}: {column} mask must hold small non-negative integers, got values {values[:10]}")
+        raise ValueError(f"case {case_id}: {column} mask must hold small non-negative integers (0-255), "
+                         f"got values {values[:10]}")
     out = array.astype(np.uint8)
     return (out > 0).astype(np.uint8) if column == "gland" else out
 
@@ -82,8 +84,8 @@ def read_case(row: dict[str, str], root: Path) -> Case:
     spacing = tuple(float(s) for s in reversed(reference.GetSpacing()))  # ITK (x, y, z) -> (z, y, x)
     meta = {"source": "manifest", "t2w_path": str(root / row["t2w"].strip()),
             "origin_xyz": reference.GetOrigin(), "direction": reference.GetDirection()}
-    return Case(case_id=case_id, image=np.stack(volumes), spacing_mm=spacing, label=_label(case_id, row.get("label", "")),
-                meta=meta, **masks)
+    return Case(case_id=case_id, image=np.stack(volumes), spacing_mm=spacing,
+                label=_label(case_id, row.get("label", "")), meta=meta, **masks)
 
 
 def read_manifest(csv_path: str | Path) -> list[Case]:

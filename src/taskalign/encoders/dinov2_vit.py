@@ -172,7 +172,8 @@ class DinoVisionTransformer(nn.Module):
         parts.append(tokens[:, 1:])
         return torch.cat(parts, dim=1)
 
-    def run_blocks(self, tokens: torch.Tensor, collect: tuple[int, ...] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run_blocks(self, tokens: torch.Tensor,
+                   collect: tuple[int, ...] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Run every block; returns the final (un-normed) tokens and the outputs of the blocks
         whose 0-based indices are in `collect` (un-normed, in block order)."""
         collected = []

@@ -99,7 +99,7 @@ class ProViCNetEncoder(Encoder):
         self.seq_embed = nn.Embedding(len(SEQUENCES), embed_dim) if cfg.sequence_token else None
         # Published init: weights N(0, 0.02²), biases 0. With zero bias and pre-LayerNorm blocks a
         # token z·w is seen as LN(z·w) = LN(w) for every z > 0, so the slice facts would only act
-        # through later residual updates; biases start at N(0, 0.02²) as well.
+        # through later residual updates; so here the biases start at N(0, 0.02²) as well.
         for param in (self.axis_pos.weight, self.axis_pos.bias, self.axis_max.weight, self.axis_max.bias):
             nn.init.normal_(param, std=0.02)
         if self.seq_embed is not None:
@@ -166,10 +166,12 @@ class ProViCNetEncoder(Encoder):
         `slices` (S,) restricts the computation to those slices (their neighbours are still read
         from the full volume); default all D. `pooled` is, per sequence, the mean over the S
         computed slices of the normed cls token, concatenated over sequences (sequence-major, as
-        are the map channels)."""
+        are the map channels). Maps are the patch tokens of blocks `cfg.map_blocks` through the
+        backbone's final norm (as DINOv2's `get_intermediate_layers(norm=True)`)."""
         if x.ndim != 5 or x.shape[1] != len(self.input_sequences):
             raise ValueError(
-                f"provicnet expects (B, {len(self.input_sequences)}, D, H, W) for {self.input_sequences}, got {tuple(x.shape)}"
+                f"provicnet expects (B, {len(self.input_sequences)}, D, H, W) for {self.input_sequences}, "
+                f"got {tuple(x.shape)}"
             )
         b, c, depth = x.shape[:3]
         slices = self._check_slices(slices, depth, x.device)

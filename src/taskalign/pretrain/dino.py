@@ -8,8 +8,10 @@ ProViCNet starts from DINOv2 weights; in-house, this stage plays that part (Caro
     student  encoder cls token -> ProjectionHead -> K prototype scores, on every view
     teacher  EMA of the student (momentum cosine from `teacher_momentum` to 1), global views only
     loss     cross-entropy H(softmax((t - center) / τt), softmax(s / τs)) averaged over pairs of
-             different views; the center is an EMA of the teacher's batch mean (centering and
-             sharpening together keep the teacher from collapsing)
+             different views; the center is an EMA of the teacher's batch mean, started at the
+             first batch's mean (centering and sharpening keep the teacher from collapsing),
+             plus 0.1 × DINOv2's KoLeo term on the student's global-view cls tokens: without it,
+             runs of ~100 steps on a dozen cases collapse to one output for every slice
 
 The encoder ends with the student's weights (`keep="student"`) by default: in runs of a few
 hundred steps the EMA teacher still carries much of its random initialisation. `keep="teacher"`
@@ -98,7 +100,8 @@ class SliceBatch:
 
 
 class SliceBank:
-    """Preprocessed volumes (C_enc, D, H, W) of a cohort from which 2.5D slices are drawn."""
+    """Preprocessed volumes (C_enc, D, H, W) of a cohort from which 2.5D slices are drawn; with
+    `labels` (D, H, W) per volume (classes of `patch_contrast.lesion_classes`, 3 = csPCa)."""
 
     def __init__(self, volumes: list[torch.Tensor], sequence_index: torch.Tensor,
                  labels: list[torch.Tensor] | None = None) -> None:
@@ -106,9 +109,9 @@ class SliceBank:
             raise ValueError("SliceBank: no volumes to draw slices from; pass at least one case")
         sizes = {tuple(v.shape[-2:]) for v in volumes}
         if len(sizes) > 1:
-            raise ValueError(f"SliceBank: cases differ in slice size {sorted(sizes)}; crop the cohort to one in-plane size")
+            raise ValueError(f"SliceBank: cases differ in slice size {sorted(sizes)}; "
+                             f"crop the cohort to one in-plane size")
         self.volumes, self.labels, self.sequence_index = volumes, labels, sequence_index.cpu()
-        # slices of each labelled volume that contain csPCa (class 3), for oversampling them
         self.lesion_slices = [torch.nonzero((lab == 3).flatten(1).any(1)).flatten() for lab in labels or []]
 
     @classmethod
@@ -116,6 +119,15 @@ class SliceBank:
         """Unlabelled bank: every case through the encoder's own preprocessing."""
         volumes = [torch.from_numpy(encoder.preprocess(c.image, SEQUENCES, c.gland)) for c in cases]
         return cls(volumes, encoder.sequence_indices())
+
+    def _pick_slice(self, v: int, depth: int, generator: torch.Generator, lesion_slice_prob: float) -> int:
+        z = int(torch.randint(depth, (1,), generator=generator))
+        if self.labels is None or not self.lesion_slices[v].numel():
+            return z
+        if float(torch.rand(1, generator=generator)) < lesion_slice_prob:
+            lesion = self.lesion_slices[v]
+            z = int(lesion[torch.randint(lesion.numel(), (1,), generator=generator)])
+        return z
 
     def draw(self, num_volumes: int, slices_per_volume: int, generator: torch.Generator,
              lesion_slice_prob: float = 0.0) -> SliceBatch:
@@ -127,13 +139,12 @@ class SliceBank:
             n_seq, depth = volume.shape[:2]
             for _ in range(slices_per_volume):
                 c = int(torch.randint(n_seq, (1,), generator=generator))
-                z = int(torch.randint(depth, (1,), generator=generator))
-                lesion = self.lesion_slices[v] if self.labels is not None else None
-                if lesion is not None and lesion.numel() and float(torch.rand(1, generator=generator)) < lesion_slice_prob:
-                    z = int(lesion[torch.randint(lesion.numel(), (1,), generator=generator)])
+                z = self._pick_slice(v, depth, generator, lesion_slice_prob)
                 neighbours = torch.tensor([max(z - 1, 0), z, min(z + 1, depth - 1)])
                 images.append(volume[c, neighbours])  # (3, H, W)
-                index.append(float(z)), count.append(float(depth)), seq.append(int(self.sequence_index[c]))
+                index.append(float(z))
+                count.append(float(depth))
+                seq.append(int(self.sequence_index[c]))
                 if self.labels is not None:
                     labels.append(self.labels[v][z])
         return SliceBatch(torch.stack(images), torch.tensor(index), torch.tensor(count), torch.tensor(seq),
@@ -173,7 +184,8 @@ def intensity_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     span = (hi - lo).clamp(min=1e-6)
     gamma = per_sample(torch.exp(_uniform(n, math.log(0.7), math.log(1.4), generator)), 0.5, 1.0)
     x = ((x - lo) / span).clamp(0, 1) ** gamma * span + lo
-    x = x * per_sample(_uniform(n, 0.8, 1.2, generator), 0.8, 1.0) + per_sample(_uniform(n, -0.2, 0.2, generator), 0.8, 0.0)
+    scale = per_sample(_uniform(n, 0.8, 1.2, generator), 0.8, 1.0)
+    x = x * scale + per_sample(_uniform(n, -0.2, 0.2, generator), 0.8, 0.0)
     sigma = per_sample(_uniform(n, 0.0, 0.1, generator), 0.5, 0.0)
     return x + sigma * torch.randn(x.shape, generator=generator).to(x)
 
@@ -191,9 +203,9 @@ class DinoNetwork(nn.Module):
         self.encoder, self.head = encoder, head
 
     def forward(self, views: torch.Tensor, batch: SliceBatch, n_views: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """views (n_views·N, 3, h, w), view-major -> cls tokens (n_views·N, E), prototype scores (n_views·N, K)."""
-        rep = lambda t: t.repeat(n_views)  # noqa: E731 - the slice facts are shared by the views
-        out = self.encoder.encode_slices(views, rep(batch.slice_index), rep(batch.slice_count), rep(batch.sequence_index))
+        """views (V·N, 3, h, w), view-major -> cls tokens (V·N, E), prototype scores (V·N, K)."""
+        index, count, seq = (t.repeat(n_views) for t in (batch.slice_index, batch.slice_count, batch.sequence_index))
+        out = self.encoder.encode_slices(views, index, count, seq)
         return out["cls"], self.head(out["cls"])
 
 
@@ -235,7 +247,8 @@ def koleo_loss(features: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return -torch.log(dist.min(dim=1).values + eps).mean()
 
 
-def teacher_probabilities(network: DinoNetwork, batch: SliceBatch, center: torch.Tensor, teacher_temp: float) -> torch.Tensor:
+def teacher_probabilities(network: DinoNetwork, batch: SliceBatch, center: torch.Tensor,
+                          teacher_temp: float) -> torch.Tensor:
     """(N, K) centred, sharpened teacher distributions of un-augmented slices (for collapse checks)."""
     with torch.no_grad():
         return F.softmax((network(batch.images, batch, 1)[1].float() - center) / teacher_temp, dim=-1)
@@ -278,14 +291,17 @@ def check_finite(loss: torch.Tensor, stage: str, step: int) -> float:
 def dino_views(batch: SliceBatch, size: int, local_size: int, cfg: DinoConfig,
                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """-> 2 global views (2N, 3, size, size) and n_local local views (n_local·N, 3, l, l), view-major."""
-    view = lambda out, scale: intensity_jitter(random_resized_crop(batch.images, out, scale, generator), generator)  # noqa: E731
-    glob = torch.cat([view(size, cfg.global_scale) for _ in range(2)])
-    local = torch.cat([view(local_size, cfg.local_scale) for _ in range(cfg.n_local_views)]) if cfg.n_local_views else None
-    return glob, local
+    def views(n: int, out: int, scale: tuple[float, float]) -> torch.Tensor:
+        return torch.cat([intensity_jitter(random_resized_crop(batch.images, out, scale, generator), generator)
+                          for _ in range(n)])
+
+    local = views(cfg.n_local_views, local_size, cfg.local_scale) if cfg.n_local_views else None
+    return views(2, size, cfg.global_scale), local
 
 
 def dino_step_loss(student: DinoNetwork, teacher: DinoNetwork, batch: SliceBatch, glob: torch.Tensor,
-                   local: torch.Tensor | None, center: torch.Tensor, cfg: DinoConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                   local: torch.Tensor | None, center: torch.Tensor,
+                   cfg: DinoConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """DINO cross-entropy + koleo_weight × KoLeo of one batch -> (loss, teacher scores (2N, K))."""
     cls, scores = student(glob, batch, 2)
     if local is not None:
@@ -304,7 +320,8 @@ def train_dino(encoder: nn.Module, bank: SliceBank, steps: int, batch_size: int,
     """Run `steps` DINO steps on `batch_size` volumes × `cfg.slices_per_volume` slices each;
     trains `encoder` in place and returns the per-step losses and the EMA teacher."""
     device = next(encoder.parameters()).device
-    student = DinoNetwork(encoder, ProjectionHead(encoder.embed_dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim).to(device))
+    head = ProjectionHead(encoder.embed_dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim).to(device)
+    student = DinoNetwork(encoder, head)
     teacher = copy.deepcopy(student).requires_grad_(False)
     optimizer = torch.optim.AdamW(param_groups(student, cfg.weight_decay), lr=lr)
     size = bank.volumes[0].shape[-1]
@@ -351,8 +368,10 @@ def pretrain_provicnet(encoder: ProViCNetEncoder, cases: list[Case], steps: int,
         raise ValueError(f"provicnet pretraining needs a ProViCNetEncoder, got {type(encoder).__name__}")
     if not cases or steps < 1 or batch_size < 1 or not lr > 0 or not 0.0 <= stage1_fraction <= 1.0:
         raise ValueError(f"provicnet pretraining: need cases, steps >= 1, batch_size >= 1, lr > 0 and "
-                         f"stage1_fraction in [0, 1]; got {len(cases)} cases, {steps}, {batch_size}, {lr}, {stage1_fraction}")
-    from taskalign.pretrain.patch_contrast import labelled_bank, patch_contrast_config, train_patch_contrast  # it imports this module
+                         f"stage1_fraction in [0, 1]; got {len(cases)} cases, steps {steps}, batch_size "
+                         f"{batch_size}, lr {lr}, stage1_fraction {stage1_fraction}")
+    # imported here: patch_contrast imports this module
+    from taskalign.pretrain.patch_contrast import labelled_bank, patch_contrast_config, train_patch_contrast
 
     dino = dino or dino_config(encoder.cfg.preset)
     contrast = contrast or patch_contrast_config(encoder.cfg.preset)

@@ -78,8 +78,9 @@ def task_data(task: Task, cohort: Cohort, data_seed: int) -> tuple[TaskData | No
 
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[str], None] = print,
-              progress: Callable[[str], None] | None = None) -> Path:
-    """Run (or resume) the whole study in `out`; returns the path of results.csv."""
+              progress: Callable[[str], None] | None = None, report: bool = True) -> Path:
+    """Run (or resume) the whole study in `out`; returns the path of results.csv (and writes
+    report.html beside it unless `report=False`)."""
     from taskalign.study.alignment import align_cell
     from taskalign.study.summary import finish_study
 
@@ -118,4 +119,8 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
                     align_cell(out, cfg, data, enc, seed, Path(weights[enc]))
     with timer.stage("results"):
         path = finish_study(out, cfg, cohort.excluded, skipped, timer.seconds)
+    if report:
+        from taskalign.report import build_report
+        with timer.stage("report"):
+            build_report(out)
     return path

@@ -61,7 +61,7 @@ SCANNERS: dict[str, tuple[Scanner, ...]] = {
     ),
     "pretrain": (
         Scanner("1.5T-C", 1.5, 96, 3600, 82, 4000, 520, 240, 16.0, 1.6, 0.30, 0.8, 4.0, 0.96, 0.12, False),
-        Scanner("3T-D", 3.0, 125, 6000, 62, 4200, 1100, 420, 20.0, 1.4, 0.25, 0.6, 3.0, 0.985, 0.20, True),
+        Scanner("3T-D", 3.0, 125, 6000, 62, 4200, 1100, 420, 20.0, 1.4, 0.25, 0.6, 3.0, 0.985, 0.16, True),
     ),
 }
 
@@ -86,7 +86,8 @@ def _psf(volume: np.ndarray, fwhm_mm: float, spacing_mm) -> np.ndarray:
     return gaussian_filter(volume, sigma, mode="nearest", truncate=3.0)
 
 
-def _rician(rng: np.random.Generator, signal: np.ndarray, sigma: float, fwhm_mm: float | None, spacing_mm) -> np.ndarray:
+def _rician(rng: np.random.Generator, signal: np.ndarray, sigma: float, fwhm_mm: float | None,
+            spacing_mm) -> np.ndarray:
     """|signal + n_re + i·n_im|, noise std `sigma` per voxel, correlated by the PSF when given."""
     noise = rng.standard_normal((2, *signal.shape), dtype=np.float32)
     if fwhm_mm is not None:

@@ -139,9 +139,9 @@ def draw_pelvis(rng: np.random.Generator, gland: Gland, rectum: Rectum) -> Pelvi
     pubis = (cy - gland.half_anterior - rng.uniform(30, 38), rng.uniform(8, 11), rng.uniform(10, 14))
     rect_back = rectum.center_y + rectum.half_axes[0]
     lev_front = cy - 0.3 * gland.half_anterior          # the sling is cut open in front of this line
-    lev_back = rect_back + rng.uniform(3, 6)
+    lev_back = rect_back + rng.uniform(2, 4)
     lev_cy = lev_front + 0.3 * (lev_back - lev_front)
-    lev_half_x = max(gland.half_width + rng.uniform(4, 8), rectum.half_axes[1] + 4)
+    lev_half_x = max(gland.half_width + rng.uniform(2, 5), rectum.half_axes[1] + 3)
     levator = (lev_cy, lev_back - lev_cy, lev_half_x, rng.uniform(2.5, 4.0), lev_front)
     body = (rng.uniform(100, 125), rng.uniform(150, 185))
     body_y = rng.uniform(5, 18)
@@ -167,15 +167,18 @@ def draw_bladder(rng: np.random.Generator, gland: Gland, rectum: Rectum) -> Blad
     cy = gland.center[1] - 0.3 * gland.half_anterior - ry * rng.uniform(0.35, 0.6)
     rect_front = rectum.center_y - rectum.half_axes[0]
     ry = min(ry, rect_front - 6 - cy)  # keep the bladder in front of the rectum
-    center = (gland.base_z + rz * rng.uniform(0.85, 1.0), cy, gland.center[2] + rng.normal(0, 3))  # flat floor on the base
+    # the flat floor rests on the base
+    center = (gland.base_z + rz * rng.uniform(0.85, 1.0), cy, gland.center[2] + rng.normal(0, 3))
     return Bladder(center, (rz, ry, rx), rng.uniform(1.5, 3.0))
 
 
 def draw_vesicles(rng: np.random.Generator, gland: Gland, rectum: Rectum) -> Vesicles:
     short = rng.uniform(4, 6)
-    y = min(gland.center[1] + gland.half_posterior * rng.uniform(0.2, 0.5), rectum.center_y - rectum.half_axes[0] - short - 1)
+    y = min(gland.center[1] + gland.half_posterior * rng.uniform(0.2, 0.5),
+            rectum.center_y - rectum.half_axes[0] - short - 1)
     center = (gland.base_z + rng.uniform(3, 8), y, gland.center[2])
-    return Vesicles(center, rng.uniform(12, 20), (rng.uniform(7, 10), rng.uniform(15, 22), short), rng.uniform(0.2, 0.5))
+    half_axes = (rng.uniform(7, 10), rng.uniform(15, 22), short)
+    return Vesicles(center, rng.uniform(12, 20), half_axes, rng.uniform(0.2, 0.5))
 
 
 def draw_anatomy(rng: np.random.Generator) -> Anatomy:

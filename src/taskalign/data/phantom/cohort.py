@@ -4,14 +4,15 @@ A case's random stream is `SeedSequence(seed, spawn_key=(cohort code, index))`, 
 downstream and pretraining cohorts never share a patient and the same (seed, cohort, index)
 always gives the same patient. Patient draws (anatomy, findings, scanner, crop offset, texture
 keys) come before anything that depends on the grid, so one patient seen on two grids is the
-same anatomy; only the noise realisation depends on the grid size.
+same anatomy; what depends on the grid is the noise realisation and texture finer than a voxel,
+which is drawn at voxel scale rather than aliased.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from taskalign.data.case import Case
 from taskalign.data.phantom.acquisition import acquire, draw_scanner, scanner_meta
@@ -40,9 +41,14 @@ _BLAS = None
 
 
 def _single_thread_blas():
-    """The fields are small matrix products; threaded BLAS only adds contention on busy CPUs."""
+    """The fields are small matrix products; threaded BLAS only adds contention on busy CPUs.
+    (threadpoolctl comes with scikit-learn; without it the phantom still works, only slower.)"""
     global _BLAS
     if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return nullcontext()
         _BLAS = ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
 

@@ -22,7 +22,8 @@ ADC_TO_MM2_S = 1e-6
 TEX_SHARED = 0.5   # weight of the T2 texture in the ADC texture (the rest is independent)
 
 
-def property_maps(tissue: np.ndarray, fields: dict[str, np.ndarray], septum_share: float = 1.0) -> dict[str, np.ndarray]:
+def property_maps(tissue: np.ndarray, fields: dict[str, np.ndarray],
+                  septum_share: float = 1.0) -> dict[str, np.ndarray]:
     """(Dr, H, W) float32 maps pd, t1_ms, t2_ms, adc, fat from the tissue classes, with texture.
     SEPTUM voxels hold `septum_share` septum and the rest fat (thin septa in coarse voxels)."""
     lut = {name: PROPERTY_TABLE[:, k] for k, name in enumerate(PROPERTIES)}

@@ -80,7 +80,8 @@ def pirads_of(findings: list[Finding]) -> int:
     return score
 
 
-def sample_point(rng: np.random.Generator, g: Gland, zone: str, margin: float = 0.15) -> tuple[float, float, float] | None:
+def sample_point(rng: np.random.Generator, g: Gland, zone: str,
+                 margin: float = 0.15) -> tuple[float, float, float] | None:
     """A random point well inside `zone` of the gland, or None when the zone is too small to hold one."""
     n = 256
     z = g.center[0] + rng.uniform(-0.7, 0.7, n) * g.half_height
@@ -99,9 +100,15 @@ def _shape(rng: np.random.Generator, g: Gland, zone: str, center, volume_cc: flo
     return (r_eq * 0.96, r_eq * 0.8, r_eq * 1.3), float(rng.uniform(0, np.pi))
 
 
+def _ellipsoid_cc(radii) -> float:
+    return float(4.0 / 3.0 * np.pi * np.prod(radii) / 1000.0)
+
+
 def draw_cancer(rng: np.random.Generator, g: Gland) -> Finding | None:
     zone = "pz" if rng.random() < PZ_SHARE else "tz"
-    center = sample_point(rng, g, zone) or sample_point(rng, g, "pz")
+    center = sample_point(rng, g, zone)
+    if center is None and zone == "tz":  # a TZ too small to hold the focus: put it in the PZ
+        zone, center = "pz", sample_point(rng, g, "pz")
     if center is None:
         return None
     volume_cc = float(np.exp(rng.uniform(np.log(0.2), np.log(5.0))))
@@ -122,10 +129,12 @@ def draw_mimics(rng: np.random.Generator, g: Gland) -> list[Finding]:
             break
         r = rng.uniform(2.5, 4.0 + 6.0 * g.tz_fraction)
         radii = tuple(float(r * s) for s in np.exp(rng.normal(0, 0.12, 3)))
-        if rng.random() < 0.35:
-            out.append(Finding("bph_stromal", "tz", center, radii, 0.0, 0.8, 0.8, rng.uniform(55, 75), rng.uniform(1050, 1300), rim=0.3))
+        if rng.random() < 0.35:  # stromal: dark like cancer, but not restricted
+            kind, pd, t2_ms, adc, rim = "bph_stromal", 0.8, rng.uniform(55, 75), rng.uniform(1050, 1300), 0.3
         else:
-            out.append(Finding("bph_glandular", "tz", center, radii, 0.0, 0.8, 0.9, rng.uniform(130, 220), rng.uniform(1300, 1650), rim=0.5))
+            kind, pd, t2_ms, adc, rim = "bph_glandular", 0.9, rng.uniform(130, 220), rng.uniform(1300, 1650), 0.5
+        out.append(Finding(kind, "tz", center, radii, 0.0, 0.8, pd, t2_ms, adc, rim=rim,
+                           volume_cc=_ellipsoid_cc(radii)))
     for _ in range(int(rng.choice(3, p=(0.5, 0.35, 0.15)))):
         center = sample_point(rng, g, "pz")
         if center is None:
@@ -133,7 +142,7 @@ def draw_mimics(rng: np.random.Generator, g: Gland) -> list[Finding]:
         polar = np.arctan2(center[1] - g.center[1], center[2] - g.center[2])
         radii = (rng.uniform(5, 10), rng.uniform(2, 3.5), rng.uniform(8, 14))
         out.append(Finding("prostatitis", "pz", center, radii, float(polar + np.pi / 2), 2.0, 0.9,
-                           rng.uniform(90, 120), rng.uniform(1150, 1400)))
+                           rng.uniform(90, 120), rng.uniform(1150, 1400), volume_cc=_ellipsoid_cc(radii)))
     return out
 
 

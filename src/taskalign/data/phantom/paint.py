@@ -82,7 +82,8 @@ def _hip_muscles(tissue, grid, center_yx, fields):
     """The muscle mass around a hip (glutei medius/minimus, iliopsoas, obturator externus), with
     fat planes between the muscles."""
     half = (70.0, 55.0)
-    win = grid.window((-BIG, center_yx[0] - half[0], center_yx[1] - half[1]), (BIG, center_yx[0] + half[0], center_yx[1] + half[1]))
+    win = grid.window((-BIG, center_yx[0] - half[0], center_yx[1] - half[1]),
+                      (BIG, center_yx[0] + half[0], center_yx[1] + half[1]))
     if win is None:
         return
     _, y, x = grid.coords(win)
@@ -119,7 +120,8 @@ def paint_pelvis(tissue: np.ndarray, p: Pelvis, gland: Gland, grid: RenderGrid, 
         # inferior rami run back to the ischium below the gland's middle, superior rami out to the acetabulum above
         _rod(tissue, grid, (p.symphysis_z[0], cz - 6), (py, side * (2 * phx)), (iy - 0.7 * ihy, side * ix), 6.0,
              T.MARROW, CORTEX_MM, T.CORTEX)
-        _rod(tissue, grid, (gland.base_z - 4, gland.base_z + 25), (py, side * phx), (ob_y - 0.9 * ob_hy, side * (p.obturator_x + 28.0)),
+        _rod(tissue, grid, (gland.base_z - 4, gland.base_z + 25), (py, side * phx),
+             (ob_y - 0.9 * ob_hy, side * (p.obturator_x + 28.0)),
              6.0, T.MARROW, CORTEX_MM, T.CORTEX)
     _prism(tissue, grid, p.symphysis_z, (py, 0.0), (0.8 * phy, 2.5), 0.0, T.CARTILAGE)
     _prism(tissue, grid, (p.coccyx[1], cz + 60), (p.coccyx[0], 0.0), (6.0, 8.0), 0.0, T.MARROW, CORTEX_MM, T.CORTEX)
@@ -146,8 +148,10 @@ def paint_pelvic_floor(tissue: np.ndarray, p: Pelvis, gland: Gland, rectum: Rect
 
 
 def paint_bladder_vesicles(tissue: np.ndarray, a: Anatomy, grid: RenderGrid, fields: dict[str, np.ndarray]) -> None:
+    """Bladder (wall, urine) on the base; seminal vesicle lobes with convoluted walls behind it."""
     b, fine = a.bladder, fields["tex"]
-    win = grid.window(tuple(c - 1.2 * r for c, r in zip(b.center, b.radii)), tuple(c + 1.2 * r for c, r in zip(b.center, b.radii)))
+    win = grid.window(tuple(c - 1.2 * r for c, r in zip(b.center, b.radii)),
+                      tuple(c + 1.2 * r for c, r in zip(b.center, b.radii)))
     if win is not None:
         z, y, x = grid.coords(win)
         view = tissue[win]
@@ -189,7 +193,8 @@ def paint_rectum(tissue: np.ndarray, rc: Rectum, gland: Gland, grid: RenderGrid,
     wobble = 1.0 - WOBBLE * shape_noise[win]
 
     def radius(shrink_mm, scale):
-        return np.sqrt((dy / ((hy * outer - shrink_mm) * scale)) ** 2 + (dx / ((hx * outer - shrink_mm) * scale)) ** 2) * wobble
+        ry, rx = (hy * outer - shrink_mm) * scale, (hx * outer - shrink_mm) * scale
+        return np.sqrt((dy / ry) ** 2 + (dx / rx) ** 2) * wobble
 
     view = tissue[win]
     view[radius(0.0, 1.0) < 1.0] = T.RECTAL_WALL
@@ -210,7 +215,8 @@ def paint_gland(tissue: np.ndarray, g: Gland, grid: RenderGrid, shape_noise: np.
     gland = np.zeros(tissue.shape, dtype=bool)
     zones = np.zeros(tissue.shape, dtype=np.uint8)
     reach = 1.15 * max(g.half_width, g.half_anterior, g.half_posterior)
-    win = grid.window((g.apex_z, g.center[1] - reach, g.center[2] - reach), (g.base_z, g.center[1] + reach, g.center[2] + reach))
+    win = grid.window((g.apex_z, g.center[1] - reach, g.center[2] - reach),
+                      (g.base_z, g.center[1] + reach, g.center[2] + reach))
     if win is None:
         return gland, zones
     z, y, x = grid.coords(win)
@@ -243,4 +249,5 @@ def paint_anatomy(a: Anatomy, grid: RenderGrid, fields: dict[str, np.ndarray]) -
     paint_bladder_vesicles(tissue, a, grid, fields)
     gas = paint_rectum(tissue, a.rectum, a.gland, grid, fields["shape"])
     gland, zones = paint_gland(tissue, a.gland, grid, fields["shape"], fields["coarse"])
+    gas &= tissue == T.GAS  # in case a later structure covered part of the lumen
     return Painted(tissue, gland, zones, gas, septum_share)

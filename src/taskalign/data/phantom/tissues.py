@@ -63,8 +63,3 @@ _TABLE = {
 
 PROPERTIES = ("pd", "t1_ms", "t2_ms", "adc", "fat", "tex_t2", "tex_adc")
 PROPERTY_TABLE = np.array([_TABLE[t] for t in Tissue], dtype=np.float32)  # (n_tissues, 7), row = Tissue value
-
-
-def tissue_value(tissue: Tissue, prop: str) -> float:
-    """One property of one tissue class, e.g. tissue_value(Tissue.PZ, "adc") -> 1800."""
-    return float(PROPERTY_TABLE[int(tissue), PROPERTIES.index(prop)])

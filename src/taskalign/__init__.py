@@ -11,7 +11,8 @@ with the change of their features measured by MMD² (D2P, D2R, D2S).
 from taskalign.data.case import SEQUENCES, Case
 from taskalign.encoders import create_encoder, list_encoders, register_encoder, register_pretrainer
 from taskalign.tasks import create_task, list_tasks, register_task
+from taskalign.data.sources import register_source
 
 __version__ = "0.1.0"
 __all__ = ["SEQUENCES", "Case", "create_encoder", "list_encoders", "register_encoder", "register_pretrainer",
-           "create_task", "list_tasks", "register_task", "__version__"]
+           "create_task", "list_tasks", "register_task", "register_source", "__version__"]

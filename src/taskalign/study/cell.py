@@ -100,8 +100,9 @@ def _fresh(out: Path) -> Path:
 def pooled_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> torch.Tensor:
     """(N, pooled_dim) float32 pooled features of preprocessed volumes."""
     encoder.eval()
-    feats = [encoder.forward_features(torch.from_numpy(np.stack(inputs[i:i + batch_size])).float())["pooled"]
-             for i in range(0, len(inputs), batch_size)]
+    device = next(encoder.parameters()).device
+    feats = [encoder.forward_features(torch.from_numpy(np.stack(inputs[i:i + batch_size])).float().to(device))
+             ["pooled"].cpu() for i in range(0, len(inputs), batch_size)]
     return torch.cat(feats).float()
 
 

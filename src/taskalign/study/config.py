@@ -105,8 +105,8 @@ def smoke() -> StudyConfig:
         preset="smoke",
         data=DataConfig(shape=(8, 32, 32), spacing_mm=(4.0, 2.5, 2.5), n_pretrain=12, n_train=8, n_val=4,
                         n_test=8, n_reference=8),
-        pretrain=PretrainConfig(steps=6, batch_size=2),
-        train=TrainConfig(steps=6, steps_per_epoch=3, batch_size=2, slices_per_volume=2, warmup_steps=1),
+        pretrain=PretrainConfig(steps=12, batch_size=2),
+        train=TrainConfig(steps=12, steps_per_epoch=4, batch_size=2, slices_per_volume=2, warmup_steps=2),
         align=AlignConfig(permutations=50),
     )
 

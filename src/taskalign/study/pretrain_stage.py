@@ -13,6 +13,7 @@ from taskalign.data.case import SEQUENCES, Case
 from taskalign.encoders.base import PRETRAINERS, Encoder, create_encoder
 from taskalign.study import io
 from taskalign.study.config import StudyConfig
+from taskalign.train.device import default_device
 
 
 def pretrain_key(encoder_name: str, cfg: StudyConfig) -> str:
@@ -36,7 +37,7 @@ def ensure_pretrained(study_dir: Path, encoder_name: str, cfg: StudyConfig, case
     if (out / "curve.json").exists() and weights.exists():
         return weights
     torch.manual_seed(cfg.study_seed)
-    encoder = create_encoder(encoder_name, size=cfg.encoder_size, input_sequences=SEQUENCES)
+    encoder = create_encoder(encoder_name, size=cfg.encoder_size, input_sequences=SEQUENCES).to(default_device())
     family = encoder.family or encoder_name
     pretrain = PRETRAINERS.get(family)
     log(f"pretraining {encoder_name} ({family}) on {len(cases)} cases for {cfg.pretrain.steps} steps")

@@ -17,6 +17,10 @@ class Batch:
     base: torch.Tensor | None       # residual base (image tasks) or None
     slices: torch.Tensor | None     # slice indices for slice-wise models, else None
 
+    def to(self, device: torch.device) -> "Batch":
+        move = lambda t: t.to(device) if t is not None else None  # noqa: E731
+        return Batch(move(self.x), move(self.target), move(self.base), move(self.slices))
+
 
 def target_array(sample: Sample) -> np.ndarray:
     """Task target with a channel axis: () -> (1,), (D,H,W) -> (1,D,H,W), (C,D,H,W) unchanged."""

@@ -6,7 +6,6 @@ test split. A NaN/Inf loss stops the run with a clear error.
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -21,6 +20,7 @@ from torch import nn
 from taskalign.study.config import TrainConfig
 from taskalign.tasks.base import Sample, Task
 from taskalign.train.batches import BatchSampler
+from taskalign.train.device import default_device
 from taskalign.train.schedule import lr_at
 
 
@@ -42,10 +42,11 @@ class FitResult:
 def predict(model: nn.Module, inputs: list[np.ndarray], task: Task, batch_size: int = 2) -> list[np.ndarray]:
     """Predictions in target space, one array per case without the batch axis (full volumes)."""
     model.eval()
+    device = next(model.parameters()).device
     out: list[np.ndarray] = []
     for i in range(0, len(inputs), batch_size):
-        x = torch.from_numpy(np.stack(inputs[i:i + batch_size])).float()
-        pred = model(x).float()
+        x = torch.from_numpy(np.stack(inputs[i:i + batch_size])).float().to(device)
+        pred = model(x).float().cpu()
         if task.kind == "classification":
             pred = pred.reshape(len(x), -1)
         out.extend(p.numpy() for p in pred)
@@ -64,6 +65,20 @@ def _is_better(value: float, best: float, higher_is_better: bool) -> bool:
     return value > best if higher_is_better else value < best
 
 
+def _train_step(model: nn.Module, task: Task, batch, optimiser: torch.optim.Optimizer, step: int) -> float:
+    pred = model(batch.x, batch.slices) if batch.slices is not None else model(batch.x)
+    if batch.base is not None:
+        pred = pred + batch.base          # residual on the task's base, for every model alike
+    loss = task.loss(pred.float(), batch.target)
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(
+            f"{task.name}: loss became {loss.item()} at step {step}; lower the learning rate or check the inputs")
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return loss.item()
+
+
 def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample]],
         val: tuple[list[np.ndarray], list[Sample]], test: tuple[list[np.ndarray], list[Sample]],
         cfg: TrainConfig, seed: int, param_groups: list[dict[str, Any]], curve_path: Path | None = None,
@@ -75,6 +90,8 @@ def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
+    device = default_device()
+    model.to(device)
     slice_wise = getattr(model, "slice_wise", False)
     sampler = BatchSampler(train[0], train[1], cfg.batch_size, seed,
                            slices_per_volume=cfg.slices_per_volume if slice_wise else 0,
@@ -89,18 +106,7 @@ def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample
         model.train()
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, cfg.steps, cfg.warmup_steps, group["base_lr"])
-        batch = sampler.next()
-        pred = model(batch.x, batch.slices) if batch.slices is not None else model(batch.x)
-        if batch.base is not None:
-            pred = pred + batch.base
-        loss = task.loss(pred.float(), batch.target)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"{task.name}: loss became {loss.item()} at step {step}; lower the learning rate or check the inputs")
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+        losses.append(_train_step(model, task, sampler.next().to(device), optimiser, step))
         if on_step is not None:
             on_step(step)
         if (step + 1) % cfg.steps_per_epoch == 0 or step + 1 == cfg.steps:
@@ -116,7 +122,7 @@ def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample
                     f.write(json.dumps(point) + "\n")
             if _is_better(value, best_value, task.higher_is_better) or best_state is None:
                 best_value, best_epoch, stale = value, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
                 if cfg.patience_epochs and stale >= cfg.patience_epochs:

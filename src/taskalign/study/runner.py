@@ -77,6 +77,16 @@ def task_data(task: Task, cohort: Cohort, data_seed: int) -> tuple[TaskData | No
                     reference_samples(cohort.reference, task)), None
 
 
+def identity_reference(data: TaskData) -> dict[str, float]:
+    """The task's floor without any training, on the test split: the residual base itself
+    (degraded / distorted input) for image tasks that have one, else nothing."""
+    task, test = data.task, data.test
+    if task.kind != "image" or any(s.base is None for s in test):
+        return {}
+    metrics, _ = task.evaluate([s.base.copy() for s in test], test)
+    return {f"identity_{k}": float(v) for k, v in metrics.items()}
+
+
 def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[str], None] = print,
               progress: Callable[[str], None] | None = None, report: bool = True) -> Path:
     """Run (or resume) the whole study in `out`; returns the path of results.csv (and writes
@@ -97,6 +107,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
             with timer.stage(f"pretrain {enc}"):
                 weights[enc] = str(ensure_pretrained(out, enc, cfg, cohort.pretrain, log=log))
     skipped: list[dict[str, str]] = []
+    references: dict[str, dict[str, float]] = {}
     for task_name in cfg.tasks:
         task = create_task(task_name)
         with timer.stage("data"):
@@ -105,6 +116,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
             log(f"skipping task {task_name}: {reason}")
             skipped.append({"task": task_name, "reason": reason})
             continue
+        references[task_name] = identity_reference(data)
         for seed in cfg.seeds:
             with timer.stage("specialised"):
                 run_specialised(out, cfg, data, seed)
@@ -118,7 +130,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
                 with timer.stage("alignment"):
                     align_cell(out, cfg, data, enc, seed, Path(weights[enc]))
     with timer.stage("results"):
-        path = finish_study(out, cfg, cohort.excluded, skipped, timer.seconds)
+        path = finish_study(out, cfg, cohort.excluded, skipped, timer.seconds, references)
     if report:
         from taskalign.report import build_report
         with timer.stage("report"):

@@ -125,7 +125,7 @@ def claims(rows, corrs, n_seeds: int) -> list[dict[str, Any]]:
     return out
 
 
-def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing) -> Path:
+def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, references=None) -> Path:
     rows = [r for t in cfg.tasks for s in cfg.seeds for e in cfg.encoders
             if (r := cell_row(out, e, t, s)) is not None]
     path = write_results(out, rows)
@@ -136,6 +136,6 @@ def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing) -> Path
                      "use --preset standard for conclusions")
     summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "n_cells": len(rows), "correlations": corrs,
                "within_task": within_task(rows), "claims": claims(rows, corrs, len(cfg.seeds)),
-               "timing": timing, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
+               "timing": timing, "references": references or {}, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
     io.write_json(out / "summary.json", summary)
     return path

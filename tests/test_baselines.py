@@ -10,7 +10,6 @@ from monai.networks.nets import DenseNet, DenseNet121, DynUNet
 from taskalign.baselines import build_specialised, plan_dynunet, shallow_densenet_blocks
 from taskalign.models import SpecialisedModel, specialised_preprocess
 
-torch.set_num_threads(1)
 SHAPES = [(8, 32, 32), (16, 48, 48)]
 
 

@@ -7,7 +7,6 @@ import torch
 
 from taskalign.align import cka, hsic_biased, hsic_unbiased, linear_cka, rbf_cka
 
-torch.set_num_threads(1)
 
 
 def feats(n, d, seed, offset=0.0):

@@ -6,7 +6,6 @@ import torch
 from taskalign.align import (REFERENCE_SCALES, DriftResult, Kernel, drift, drift_profiles, drift_ratio,
                              layer_profile, linear_cka, mmd2, reference_kernel, reference_kernels)
 
-torch.set_num_threads(1)
 
 
 def feats(n, d, seed, scale=1.0):

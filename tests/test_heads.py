@@ -14,7 +14,6 @@ from taskalign.encoders.base import Encoder, MapInfo
 from taskalign.heads import MLPHead, UNETRHead, build_head, plan_levels
 from taskalign.models import TaskModel
 
-torch.set_num_threads(1)
 C_IN = 3
 
 

@@ -11,7 +11,6 @@ from taskalign.align.kernels import lower_median_offdiagonal, median_distance, s
 from taskalign.align.permutation import (paired_h_matrix, paired_permutation_test, paired_sign_batches,
                                          two_sample_label_batches, two_sample_permutation_test_)
 
-torch.set_num_threads(1)
 
 
 def sample(n, d, shift=0.0, seed=0, dtype=torch.float64):

@@ -9,7 +9,6 @@ import torch
 from taskalign.align import mmd2
 from taskalign.align.cli import add_mmd_parser, run_mmd
 
-torch.set_num_threads(1)
 
 
 def parse(*argv):

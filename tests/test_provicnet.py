@@ -8,15 +8,6 @@ from taskalign.encoders.provicnet import ProViCNetEncoder, neighbour_stack, prov
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's cores are shared: one thread per test process, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _micro(seqs=("t2w", "dwi", "adc"), **kw) -> ProViCNetEncoder:
     torch.manual_seed(0)
     return provicnet("micro", input_sequences=seqs, **kw)

@@ -16,15 +16,6 @@ from taskalign.pretrain.provicnet_heads import ProjectionHead, SegmentationUpsam
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The test machine's cores are shared: one thread per test process, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def synthetic_case(i: int, shape=(8, 32, 32), lesion: bool = True, seed: int = 0) -> Case:
     """A gland-like ellipsoid in a body disc, a lesion blob of grade 1-3; contrasts differ by case."""
     rng = np.random.default_rng(seed * 1000 + i)

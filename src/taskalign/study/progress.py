@@ -4,7 +4,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 class _StudyProgress:
@@ -12,8 +12,8 @@ class _StudyProgress:
         self.progress, self.console = progress, console
         self.task = progress.add_task("study", total=None)
 
-    def update(self, text: str) -> None:
-        self.progress.update(self.task, description=text)
+    def update(self, text: str, done: int, total: int) -> None:
+        self.progress.update(self.task, description=f"cell {done + 1}/{total}: {text}", completed=done, total=total)
 
     def log(self, text: str) -> None:
         self.console.log(text)
@@ -22,6 +22,7 @@ class _StudyProgress:
 @contextmanager
 def console_progress():
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console,
                   transient=True) as progress:
         yield _StudyProgress(progress, console)

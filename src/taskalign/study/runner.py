@@ -88,9 +88,10 @@ def identity_reference(data: TaskData) -> dict[str, float]:
 
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[str], None] = print,
-              progress: Callable[[str], None] | None = None, report: bool = True) -> Path:
+              progress: Callable[[str, int, int], None] | None = None, report: bool = True) -> Path:
     """Run (or resume) the whole study in `out`; returns the path of results.csv (and writes
-    report.html beside it unless `report=False`)."""
+    report.html beside it unless `report=False`). `progress(text, cells_done, cells_total)` is
+    called before each cell."""
     from taskalign.study.alignment import align_cell
     from taskalign.study.summary import finish_study
 
@@ -108,6 +109,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
                 weights[enc] = str(ensure_pretrained(out, enc, cfg, cohort.pretrain, log=log))
     skipped: list[dict[str, str]] = []
     references: dict[str, dict[str, float]] = {}
+    total, done = len(cfg.tasks) * len(cfg.seeds) * len(cfg.encoders), 0
     for task_name in cfg.tasks:
         task = create_task(task_name)
         with timer.stage("data"):
@@ -122,7 +124,8 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
                 run_specialised(out, cfg, data, seed)
             for enc in cfg.encoders:
                 if progress:
-                    progress(f"{enc} / {task_name} / seed {seed}")
+                    progress(f"{enc} / {task_name} / seed {seed}", done, total)
+                done += 1
                 with timer.stage("scratch"):
                     run_vfm(out, cfg, data, enc, seed, weights=None)
                 with timer.stage("fine-tune"):

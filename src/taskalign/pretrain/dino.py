@@ -35,6 +35,7 @@ from taskalign.data.case import SEQUENCES, Case
 from taskalign.encoders.base import register_pretrainer
 from taskalign.encoders.provicnet import ProViCNetEncoder
 from taskalign.pretrain.provicnet_heads import ProjectionHead
+from taskalign.train.schedule import cosine_schedule  # noqa: F401  (re-exported for pretraining stages)
 
 if TYPE_CHECKING:
     from taskalign.pretrain.patch_contrast import PatchContrastConfig
@@ -75,15 +76,6 @@ def dino_config(preset: str) -> DinoConfig:
         return DinoConfig(out_dim=1024, hidden_dim=512, bottleneck_dim=128, n_local_views=4,
                           teacher_momentum=0.98, center_momentum=0.8)
     return DinoConfig(teacher_momentum=0.9, center_momentum=0.5)
-
-
-def cosine_schedule(step: int, total_steps: int, start: float, end: float, warmup_steps: int = 0) -> float:
-    """Linear warmup 0 -> start over `warmup_steps`, then half a cosine from start to end."""
-    if step < warmup_steps:
-        return start * (step + 1) / warmup_steps
-    span = max(total_steps - warmup_steps, 1)
-    progress = min((step - warmup_steps) / span, 1.0)
-    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass

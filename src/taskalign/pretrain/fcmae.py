@@ -27,6 +27,7 @@ from torch import nn
 from taskalign.data.case import SEQUENCES, Case
 from taskalign.encoders.base import register_pretrainer
 from taskalign.encoders.convnextv2 import Block, ConvNeXtV2, init_convnext_weights
+from taskalign.train.schedule import cosine_schedule
 
 DECODER_DIMS = {"micro": 64, "tiny": 128, "paper": 512}
 
@@ -134,10 +135,7 @@ class FCMAE(nn.Module):
 
 def warmup_cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int, min_lr: float = 0.0) -> float:
     """Learning rate at `step` (0-based): linear warmup to `base_lr`, then half-cosine to `min_lr`."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return cosine_schedule(step, total_steps, base_lr, min_lr, warmup_steps)
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

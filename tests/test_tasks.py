@@ -173,10 +173,12 @@ def test_identity_prediction_beats_a_constant_one(name):
     assert identity["psnr"] < PSNR_CAP_DB  # the degradation is real
 
 
-def test_image_loss_is_l1_and_checks_shapes():
+def test_image_loss_is_squared_error_and_checks_shapes():
     task = create_task("synthesis")
     pred, target = torch.zeros(2, 1, 4, 4, 4), torch.full((2, 1, 4, 4, 4), 0.5)
-    assert task.loss(pred, target).item() == pytest.approx(0.5)
+    target[0, 0, 0, 0, 0] = 2.5  # one outlier: squared error weighs it 4^2 = 16 times the others
+    expected = (0.25 * (2 * 64 - 1) + 2.5 ** 2) / (2 * 64)
+    assert task.loss(pred, target).item() == pytest.approx(expected)
     with pytest.raises(ValueError, match="differ"):
         task.loss(pred, target[:, :, :2])
 

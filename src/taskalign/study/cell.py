@@ -19,6 +19,7 @@ import torch
 from taskalign.baselines import build_specialised
 from taskalign.heads import build_head
 from taskalign.models import SpecialisedModel, TaskModel, specialised_preprocess
+from taskalign.residual_start import zero_output_layer
 from taskalign.study import io
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import load_encoder
@@ -81,7 +82,10 @@ def run_specialised(study_dir: Path, cfg: StudyConfig, data: TaskData, seed: int
     if is_done(out):
         return io.read_json(out / "metrics.json")
     torch.manual_seed(derive_seed(cfg.study_seed, "specialised", task.name, seed))
-    net = build_specialised(task.kind, len(task.input_sequences), task.out_channels, tuple(cfg.data.shape))
+    net = build_specialised(task.kind, len(task.input_sequences), task.out_channels, tuple(cfg.data.shape),
+                            spacing_mm=tuple(cfg.data.spacing_mm))
+    if task.kind == "image":
+        zero_output_layer(net)  # start at the identity, like every model of an image task
     model = SpecialisedModel(net)
     lr = cfg.train.specialised_lr
     groups = [{"params": list(model.parameters()), "base_lr": lr, "lr": lr}]
@@ -113,6 +117,8 @@ def _build_vfm(encoder_name: str, cfg: StudyConfig, data: TaskData, weights: Pat
     n_in = len(encoder.preprocess(data.train[0].input, data.train[0].input_sequences, data.train[0].gland))
     torch.manual_seed(init_seed + 1)  # the head's init is the same for fine-tuned and scratch runs
     head = build_head(task.kind, encoder, n_in, task.out_channels)
+    if task.kind == "image":
+        zero_output_layer(head)  # start at the identity, like every model of an image task
     return TaskModel(encoder, head)
 
 

@@ -1,8 +1,13 @@
-"""What the three image-to-image tasks share: the L1 loss and the image evaluation.
+"""What the three image-to-image tasks share: the squared-error loss and the image evaluation.
 
-Loss: L1 between prediction and target over the whole volume in target space (no mask: the
-background is part of the image a model must reproduce, and the target spaces put tissue on a
-scale of about 1, so the L1 weights every task alike).
+Loss: mean squared error between prediction and target over the whole volume in target space
+(no mask: the background is part of the image a model must reproduce, and the target spaces put
+tissue on a scale of about 1, so the loss weights every task alike). Squared error because the
+primary metric, PSNR, is a function of it; and because every model predicts a residual on the
+task's base, which is exactly right outside the degraded region: under L1 the best residual
+where the correction is uncertain is its median, zero, and models settled on the identity
+(measured: a DynUNet on distortion correction, quick grid, 96 steps, stayed at the identity's
+22.31 dB validation PSNR under L1 and reached 24.21 dB under squared error; 384 L1 steps gave 22.31).
 
 Evaluation (DESIGN.md §2): per case and output channel, prediction and target go back to units
 (`Sample.to_units`), are scaled to [0, 1] by the target's 1st / 99th percentiles inside the body
@@ -34,10 +39,10 @@ class ImageTask(Task):
     requires = ()
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean absolute error; pred and target (B, C_out, D, H, W) in target space."""
+        """Mean squared error; pred and target (B, C_out, D, H, W) in target space."""
         if pred.shape != target.shape:
             raise ValueError(f"{self.name}: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
-        return F.l1_loss(pred, target.to(pred.dtype))
+        return F.mse_loss(pred, target.to(pred.dtype))
 
     def evaluate(self, preds: list[np.ndarray], samples: list[Sample]) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """preds: one (C_out, D, H, W) array per case in target space (base already added)."""

@@ -171,7 +171,7 @@ class ConvNeXtV2(Encoder):
                 LayerNormChannelsFirst(dims[i], eps),
                 nn.Conv3d(dims[i], dims[i + 1], kernel_size=stride, stride=stride),
             ))
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths), device="cpu").tolist()
         starts = np.cumsum((0, *config.depths))
         self.stages = nn.ModuleList([
             nn.Sequential(*[Block(dim, rates[starts[i] + j], config.kernel_size, eps) for j in range(depth)])

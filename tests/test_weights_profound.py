@@ -1,8 +1,8 @@
 """ProFound's published checkpoint layouts: the sparse FCMAE file and dense fine-tuned files.
 
-The synthetic FCMAE file is written by `to_sparse_fcmae`, the inverse of the documented
-conversion rules (taskalign.encoders.weights.profound), so a round trip through the loader must
-give back the dense model key for key and the same outputs."""
+The synthetic FCMAE file is written by `fcmae_files.to_sparse_fcmae`, the inverse of the
+documented conversion rules, so a round trip through the loader must give back the dense model
+key for key and the same outputs."""
 from __future__ import annotations
 
 import warnings
@@ -14,66 +14,12 @@ from taskalign import create_encoder
 from taskalign.encoders.weights import CheckpointMismatch, CheckpointNote
 from taskalign.encoders.weights.profound import dense_kernel, sparse_to_dense
 
-
-def _sparse_name(key: str) -> str:
-    """Dense name -> sparse (MinkowskiEngine) name: LayerNorms gain `.ln.`, Linears `.linear.`,
-    conv weights become `.kernel`."""
-    parts = key.split(".")
-    stage_ln = parts[0] == "downsample_layers" and ((parts[1] == "0" and parts[2] == "1") or
-                                                     (parts[1] != "0" and parts[2] == "0"))
-    if stage_ln or (parts[0] == "stages" and parts[3] == "norm"):
-        parts.insert(-1, "ln")
-    elif parts[0] == "stages" and parts[3] in ("pwconv1", "pwconv2"):
-        parts.insert(-1, "linear")
-    elif parts[-1] == "weight" and (parts[0] == "downsample_layers" or parts[3] == "dwconv"):
-        parts[-1] = "kernel"
-    return "encoder." + ".".join(parts)
-
-
-def _sparse_value(key: str, value: torch.Tensor) -> torch.Tensor:
-    """Dense tensor -> how the sparse encoder stores it (inverse of rules 4 and 5)."""
-    if key.endswith(".weight") and value.ndim == 5:
-        w = value.permute(0, 1, 4, 3, 2)  # reverse the three spatial axes
-        if key.split(".")[-2] == "dwconv":  # (dim, 1, k, k, k) -> (k³, dim)
-            return w.reshape(w.shape[0], -1).t().contiguous()
-        if w.shape[2:] == (1, 1, 1):  # (out, in, 1, 1, 1) -> (in, out)
-            return w.reshape(w.shape[0], w.shape[1]).t().contiguous()
-        return w.reshape(w.shape[0], w.shape[1], -1).permute(2, 1, 0).contiguous()  # -> (k³, in, out)
-    if key.endswith((".grn.gamma", ".grn.beta")):
-        return value.reshape(1, -1).clone()
-    if key.endswith(".bias") and _sparse_name(key.removesuffix(".bias") + ".weight").endswith(".kernel"):
-        return value.reshape(1, -1).clone()  # sparse convolution biases are (1, C)
-    return value.clone()
-
-
-def to_sparse_fcmae(dense: dict[str, torch.Tensor], decoder_dim: int = 32) -> dict[str, torch.Tensor]:
-    """A dense encoder state dict -> an FCMAE pretraining state dict with sparse names (the
-    encoder without its final norm, plus decoder, mask token, proj and pred keys)."""
-    sparse = {_sparse_name(k): _sparse_value(k, v) for k, v in dense.items() if not k.startswith("norm.")}
-    last = dense["norm.weight"].shape[0]
-    sparse |= {"proj.weight": torch.randn(decoder_dim, last, 1, 1, 1), "proj.bias": torch.zeros(decoder_dim),
-               "mask_token": torch.zeros(1, decoder_dim, 1, 1, 1),
-               "decoder.0.dwconv.weight": torch.randn(decoder_dim, 1, 7, 7, 7),
-               "pred.weight": torch.randn(48, decoder_dim, 1, 1, 1), "pred.bias": torch.zeros(48)}
-    return sparse
-
-
-ISOTROPIC = {"stem_stride": (4, 4, 4)}  # FCMAE kernels are cubes (k³); the micro preset's stem is (2, 4, 4)
-
-
-def _random_profound(size: str, **kw):
-    torch.manual_seed(0)
-    enc = create_encoder("profound_conv", size=size, **kw).eval()
-    with torch.no_grad():  # non-trivial values everywhere (GRN starts at zero, LayerNorms at one)
-        for name, p in enc.named_parameters():
-            if not name.startswith("norm."):
-                p.add_(0.05 * torch.randn_like(p))
-    return enc
+from fcmae_files import ISOTROPIC, random_profound, to_sparse_fcmae
 
 
 @pytest.fixture(scope="module")
 def paper():
-    return _random_profound("paper")
+    return random_profound("paper")
 
 
 def test_sparse_names_and_shapes_of_the_paper_file(paper):
@@ -114,7 +60,7 @@ def test_kernel_axes_are_reversed():
 
 
 def test_fcmae_file_round_trip_gives_identical_outputs(tmp_path):
-    original = _random_profound("micro", **ISOTROPIC)
+    original = random_profound("micro", **ISOTROPIC)
     path = tmp_path / "profound_fcmae.pth"
     torch.save({"model": to_sparse_fcmae(original.state_dict()), "epoch": 799}, path)
     with warnings.catch_warnings(record=True) as caught:
@@ -132,7 +78,7 @@ def test_fcmae_file_round_trip_gives_identical_outputs(tmp_path):
 
 
 def test_fine_tuned_dense_file_leaves_heads_out(tmp_path):
-    original = _random_profound("micro")
+    original = random_profound("micro")
     with torch.no_grad():
         original.norm.weight.mul_(1.5)
     state = {f"encoder.{k}": v for k, v in original.state_dict().items()}
@@ -147,7 +93,7 @@ def test_fine_tuned_dense_file_leaves_heads_out(tmp_path):
 
 
 def test_mismatches_are_listed(tmp_path):
-    state = to_sparse_fcmae(_random_profound("micro", **ISOTROPIC).state_dict())
+    state = to_sparse_fcmae(random_profound("micro", **ISOTROPIC).state_dict())
     del state["encoder.stages.0.0.pwconv1.linear.bias"]
     state["encoder.stages.0.0.extra"] = torch.zeros(3)
     state["encoder.stages.1.0.norm.ln.weight"] = torch.zeros(5)
@@ -173,7 +119,7 @@ def test_a_file_of_another_size_says_which_size_it_fits(tmp_path, paper):
 def test_in_house_safetensors_weights_still_load(tmp_path):
     from taskalign.study import io
 
-    original = _random_profound("micro")
+    original = random_profound("micro")
     io.save_weights(tmp_path / "weights.safetensors", original.state_dict())
     loaded = create_encoder("profound_conv", size="micro", weights=tmp_path / "weights.safetensors")
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in original.state_dict().items())

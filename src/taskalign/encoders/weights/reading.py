@@ -36,6 +36,11 @@ def conversion_hint(path: Path) -> str:
 
 
 def _torch_load(path: Path) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != b"PK" and magic[:1] != b"\x80":  # neither a torch.save zip archive nor a pickle stream
+        raise CheckpointRefused(f"{path}: not a readable PyTorch or safetensors checkpoint "
+                                f"(it starts with {magic!r}; torch.save files start with b'PK')")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

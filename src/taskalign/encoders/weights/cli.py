@@ -31,7 +31,9 @@ def run_checkpoint(args) -> int:
         info = inspect_checkpoint(args.file)
     except (CheckpointRefused, FileNotFoundError) as err:
         if args.json:
-            print(json.dumps({"file": str(args.file), "error": str(err), "refused": True}))
+            print(json.dumps({"file": str(args.file), "encoder": None, "format": None, "tensors": None,
+                              "parameters": None, "missing": [], "unexpected": [], "refused": True,
+                              "error": str(err)}))
         print(f"taskalign checkpoint: {err}", file=sys.stderr)
         return 2
     print(json.dumps(info) if args.json else describe(info))

@@ -48,7 +48,8 @@ def load_file_into(encoder: Encoder, path: str | Path, expect_encoder: str, fmt:
         hint = ""
         if placement is not None:
             size, fit = best_size(Placement(expect_encoder, fmt), converted)
-            hint = f"the file fits size {size!r}; build the encoder at that size" if fit.ok else ""
+            hint = (f"the file fits size {size!r}: build the encoder with size={size!r} (in the study, a preset "
+                    f"with that encoder size, e.g. --preset paper for published files)") if fit.ok else ""
         raise CheckpointMismatch(str(path), target, report, hint)
     report = load_exactly(module, converted.state, str(path), target, converted.optional)
     notes = converted.notes + ([NORM_NOTE] if report.optional_missing and fmt.startswith("profound") else [])

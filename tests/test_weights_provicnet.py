@@ -46,6 +46,16 @@ def test_published_paper_layout_key_for_key():
     assert {k.split(".")[0] for k in shapes} == {"backbone", "axis_pos", "axis_max", "head", "CL_Head"}
 
 
+def test_per_sequence_paper_model_keys():
+    with torch.device("meta"):
+        one = create_encoder("provicnet", size="paper", input_sequences=("t2w",), sequence_token=False)
+        per_seq = create_encoder("provicnet", size="paper", per_sequence=True)
+    single = {k: tuple(v.shape) for k, v in one.state_dict().items()}
+    expected = {f"sequences.{s}.{k}": v for s in SEQUENCES for k, v in single.items()}
+    assert {k: tuple(v.shape) for k, v in per_seq.state_dict().items()} == expected
+    assert per_seq.pooled_dim == 3 * 384 and [m.stride for m in per_seq.feature_info] == [(1, 14, 14)] * 4
+
+
 def test_paper_tokens_positions_and_heads_at_448():
     enc = _one_sequence("t2w", "paper")
     published = PublishedProViCNet(enc).eval()

@@ -4,7 +4,8 @@
     python bench/encoders.py --threads 2 --repeats 3
     python bench/encoders.py --device cuda
 
-Inputs are the published ones: ProFound (`profound_conv`) one volume of 3 × 64 × 224 × 224;
+Inputs are the published ones: ProFound (`profound_conv`) one volume of 3 × 64 × 224 × 224,
+ProFound's ViT (`profound_vit`) one volume of 3 × 64 × 256 × 256 (256 patch tokens);
 ProViCNet (`provicnet`) one slice position of a volume of 3 sequences at 448 × 448 (each
 sequence's three neighbouring slices go through the ViT: 3 ViT-S/14 passes of 1031 tokens), in
 the in-house layout (one shared backbone with a sequence token) and the published one (one
@@ -26,6 +27,7 @@ MODELS = {
     "profound_conv": (dict(name="profound_conv"), (1, 3, 64, 224, 224), None),
     "provicnet (shared)": (dict(name="provicnet"), (1, 3, 3, 448, 448), [1]),
     "provicnet (per-sequence, published)": (dict(name="provicnet", per_sequence=True), (1, 3, 3, 448, 448), [1]),
+    "profound_vit": (dict(name="profound_vit"), (1, 3, 64, 256, 256), None),
 }
 
 

@@ -6,6 +6,7 @@
 | `profound-dense` | `profound_conv` | dense names: ProFound's fine-tuned files (`encoder.` + heads) or an in-house file |
 | `provicnet-published` | `provicnet` | one sequence's published ProViCNet model (`backbone.`, slice tokens, `head.`, `CL_Head.`) |
 | `taskalign` | `provicnet` | an in-house shared-backbone encoder (with the sequence token `seq_embed`) |
+| `profound-mae` | `profound_vit` | a 3D MAE ViT file (`patch_embed.proj.weight` 5-D, `blocks.N.attn.qkv`), decoder or head keys left out |
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from taskalign.encoders.weights.profound import (FINAL_NORM_KEYS, dense_encoder_
                                                  sparse_to_dense)
 from taskalign.encoders.weights.provicnet import PublishedProViCNet
 
-SIZES = ("paper", "tiny", "micro")  # paper first: it wins ties when a file fits no size
+SIZES = ("paper", "tiny", "micro")
+MAE_LEFT_OUT = ("decoder", "mask_token", "head.", "fc_norm.")  # MAE decoder; fine-tuned heads  # paper first: it wins ties when a file fits no size
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ def identify(state: dict[str, torch.Tensor]) -> Placement | None:
         return Placement("profound_conv", "profound-fcmae")
     if "downsample_layers.0.0.weight" in {k.removeprefix("encoder.") for k in keys}:
         return Placement("profound_conv", "profound-dense")
+    patch = state.get("patch_embed.proj.weight")
+    if patch is not None and patch.ndim == 5 and "blocks.0.attn.qkv.weight" in keys:
+        return Placement("profound_vit", "profound-mae")
     if "backbone.pos_embed" in keys and "axis_pos.weight" in keys:
         return Placement("provicnet", "taskalign" if "seq_embed.weight" in keys else "provicnet-published")
     return None
@@ -61,6 +66,11 @@ def convert(fmt: str, state: dict[str, torch.Tensor]) -> Converted:
         heads = sorted({k.split(".")[0] if not k.startswith("encoder.") else "encoder.head" for k in left_out})
         notes = [f"left out {len(left_out)} task-head keys ({', '.join(heads)})"] if left_out else []
         return Converted(encoder, FINAL_NORM_KEYS, notes)
+    if fmt == "profound-mae":
+        left_out = [k for k in state if k.startswith(MAE_LEFT_OUT)]
+        notes = [f"left out {len(left_out)} MAE decoder / task-head keys "
+                 f"({', '.join(sorted({k.split('.')[0] for k in left_out}))})"] if left_out else []
+        return Converted({k: v for k, v in state.items() if k not in left_out}, FINAL_NORM_KEYS, notes)
     if fmt in ("provicnet-published", "taskalign"):
         return Converted(dict(state))
     raise ValueError(f"unknown checkpoint format {fmt!r}")

@@ -26,8 +26,8 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
     converted = convert(placement.format, state)
     size, report = best_size(placement, converted)
     notes = list(converted.notes)
-    if report.optional_missing and placement.encoder == "profound_conv":
-        notes.append(NORM_NOTE)
+    if report.optional_missing and placement.format.startswith("profound"):
+        notes.append(NORM_NOTE.format(encoder=placement.encoder))
     info.update(encoder=placement.encoder, format=placement.format, size=size, missing=report.missing,
                 unexpected=report.unexpected, misshaped=[[k, list(a), list(b)] for k, a, b in report.misshaped],
                 notes=notes, loadable=report.ok)

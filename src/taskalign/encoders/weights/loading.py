@@ -52,7 +52,8 @@ def load_file_into(encoder: Encoder, path: str | Path, expect_encoder: str, fmt:
                     f"with that encoder size, e.g. --preset paper for published files)") if fit.ok else ""
         raise CheckpointMismatch(str(path), target, report, hint)
     report = load_exactly(module, converted.state, str(path), target, converted.optional)
-    notes = converted.notes + ([NORM_NOTE] if report.optional_missing and fmt.startswith("profound") else [])
+    notes = converted.notes + ([NORM_NOTE.format(encoder=expect_encoder)]
+                               if report.optional_missing and fmt.startswith("profound") else [])
     for note in notes:
         warnings.warn(f"{path}: {note}", CheckpointNote, stacklevel=2)
     return notes

@@ -26,8 +26,8 @@ import torch
 
 FCMAE_HEAD_PREFIXES = ("decoder", "mask_token", "proj", "pred")
 FINAL_NORM_KEYS = frozenset({"norm.weight", "norm.bias"})
-NORM_NOTE = ("profound_conv: the file has no final `norm` (the FCMAE encoder does not use it); "
-             "norm.weight / norm.bias keep their initial values (ones and zeros)")
+NORM_NOTE = ("{encoder}: the file has no final `norm` (FCMAE's sparse encoder and global-pool fine-tuning do "
+             "not use it); norm.weight / norm.bias keep their initial values (ones and zeros)")
 
 
 def is_sparse_fcmae(keys) -> bool:

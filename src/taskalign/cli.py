@@ -15,7 +15,8 @@ def _study_parser(sub) -> None:
     p.add_argument("--encoders", nargs="+", help="registered encoder names")
     p.add_argument("--tasks", nargs="+", help="registered task names")
     p.add_argument("--weights", action="append", default=[], metavar="ENCODER=FILE",
-                   help="use a local pretrained file instead of in-house pretraining")
+                   help="use a local pretrained file instead of in-house pretraining "
+                        "(provicnet: one published file per sequence, FILE,FILE,FILE)")
     p.add_argument("--force", action="store_true", help="reuse a folder whose config differs")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
 
@@ -35,6 +36,7 @@ def _report_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from taskalign.align.cli import add_mmd_parser
+    from taskalign.encoders.weights.cli import add_checkpoint_parser
 
     parser = argparse.ArgumentParser(prog="taskalign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     _phantom_parser(sub)
     _report_parser(sub)
     add_mmd_parser(sub)
+    add_checkpoint_parser(sub)
     return parser
 
 
@@ -52,12 +55,12 @@ def run_study_command(args) -> int:
     from taskalign.study.progress import console_progress
     from taskalign.study.runner import run_study
 
-    weights = []
-    for item in args.weights:
-        name, sep, file = item.partition("=")
-        if not sep or not Path(file).is_file():
-            raise SystemExit(f"--weights expects ENCODER=FILE with an existing file, got {item!r}")
-        weights.append((name, str(Path(file).resolve())))
+    from taskalign.encoders.weights import parse_weights_option
+
+    try:
+        weights = [parse_weights_option(item) for item in args.weights]
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     cfg = preset(args.preset, encoders=tuple(args.encoders) if args.encoders else None,
                  tasks=tuple(args.tasks) if args.tasks else None,
                  seeds=tuple(range(args.seeds)) if args.seeds else None)
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "mmd":
         from taskalign.align.cli import run_mmd
         return run_mmd(args)
-    return 2
+    return args.func(args) if hasattr(args, "func") else 2
 
 
 if __name__ == "__main__":

@@ -61,8 +61,15 @@ def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
     return ENCODERS.register(name)
 
 
-def create_encoder(name: str, size: str = "micro", input_sequences: tuple[str, ...] = ("t2w", "dwi", "adc"), **kwargs) -> Encoder:
-    """Build a registered encoder at a size preset ("micro", "tiny", "paper")."""
+def create_encoder(name: str, size: str = "micro", input_sequences: tuple[str, ...] = ("t2w", "dwi", "adc"),
+                   weights=None, **kwargs) -> Encoder:
+    """Build a registered encoder at a size preset ("micro", "tiny", "paper"), randomly
+    initialised, or with the weights of local file(s) `weights` (a path; for provicnet one
+    published file per sequence, e.g. "T2.pth,ADC.pth,DWI.pth"; see
+    `taskalign.encoders.weights.create_with_weights`). Files are read safely and key for key."""
+    if weights is not None:
+        from taskalign.encoders.weights.loading import create_with_weights
+        return create_with_weights(name, size, tuple(input_sequences), weights, **kwargs)
     return ENCODERS.get(name)(size=size, input_sequences=tuple(input_sequences), **kwargs)
 
 

@@ -74,6 +74,31 @@ PRESETS: dict[str, ConvNeXtV2Config] = {
 }
 
 
+def zscore_nonzero_channels(image: np.ndarray, sequences: tuple[str, ...], family: str) -> np.ndarray:
+    """ProFound's preprocessing: (C, D, H, W) raw image, channels named by `sequences` -> (3, D, H, W)
+    float32 in order (t2w, dwi, adc): each present channel z-scored over its non-zero voxels (zeros
+    stay zero, like MONAI NormalizeIntensity(nonzero=True) in ProFound's pipeline); absent channels
+    are zero, as ProFound feeds missing sequences. `family` names the encoder in errors."""
+    sequences = tuple(sequences)
+    if image.ndim != 4 or image.shape[0] != len(sequences):
+        raise ValueError(f"{family}: image must be (C, D, H, W) with C = len(sequences) = {len(sequences)}, got {image.shape}")
+    unknown = [s for s in sequences if s not in SEQUENCES]
+    if unknown or len(set(sequences)) != len(sequences):
+        raise ValueError(f"{family}: sequences must be distinct names from {SEQUENCES}, got {sequences}")
+    out = np.zeros((len(SEQUENCES),) + image.shape[1:], dtype=np.float32)
+    for i, name in enumerate(SEQUENCES):
+        if name not in sequences:
+            continue
+        channel = image[sequences.index(name)]
+        nonzero = channel != 0
+        if not nonzero.any():
+            continue
+        values = channel[nonzero].astype(np.float64)
+        std = values.std()
+        out[i][nonzero] = (values - values.mean()) / (std if std > 0 else 1.0)
+    return out
+
+
 class LayerNormChannelsFirst(nn.Module):
     """LayerNorm over the channel axis of (B, C, D, H, W) tensors (stem and downsampling layers)."""
 
@@ -171,7 +196,7 @@ class ConvNeXtV2(Encoder):
                 LayerNormChannelsFirst(dims[i], eps),
                 nn.Conv3d(dims[i], dims[i + 1], kernel_size=stride, stride=stride),
             ))
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths), device="cpu").tolist()
         starts = np.cumsum((0, *config.depths))
         self.stages = nn.ModuleList([
             nn.Sequential(*[Block(dim, rates[starts[i] + j], config.kernel_size, eps) for j in range(depth)])
@@ -197,27 +222,8 @@ class ConvNeXtV2(Encoder):
 
     def preprocess(self, image: np.ndarray, sequences: tuple[str, ...], gland: np.ndarray | None = None) -> np.ndarray:
         """(C, D, H, W) raw image, channels named by `sequences` -> (3, D, H, W) float32 in order
-        (t2w, dwi, adc): each present channel z-scored over its non-zero voxels (zeros stay zero,
-        like MONAI NormalizeIntensity(nonzero=True) in ProFound's pipeline); absent channels are
-        zero, as ProFound feeds missing sequences. `gland` is not used."""
-        sequences = tuple(sequences)
-        if image.ndim != 4 or image.shape[0] != len(sequences):
-            raise ValueError(f"profound_conv: image must be (C, D, H, W) with C = len(sequences) = {len(sequences)}, got {image.shape}")
-        unknown = [s for s in sequences if s not in SEQUENCES]
-        if unknown or len(set(sequences)) != len(sequences):
-            raise ValueError(f"profound_conv: sequences must be distinct names from {SEQUENCES}, got {sequences}")
-        out = np.zeros((len(SEQUENCES),) + image.shape[1:], dtype=np.float32)
-        for i, name in enumerate(SEQUENCES):
-            if name not in sequences:
-                continue
-            channel = image[sequences.index(name)]
-            nonzero = channel != 0
-            if not nonzero.any():
-                continue
-            values = channel[nonzero].astype(np.float64)
-            std = values.std()
-            out[i][nonzero] = (values - values.mean()) / (std if std > 0 else 1.0)
-        return out
+        (t2w, dwi, adc); see `zscore_nonzero_channels`. `gland` is not used."""
+        return zscore_nonzero_channels(image, sequences, "profound_conv")
 
     def forward_features(self, x: torch.Tensor, slices: torch.Tensor | None = None) -> dict:
         """x (B, 3, D, H, W) -> {"pooled": (B, C_last) LayerNorm of the global mean of the last

@@ -209,7 +209,13 @@ def _override(cfg: ProViCNetConfig, overrides: dict) -> ProViCNetConfig:
 
 
 @register_encoder("provicnet")
-def provicnet(size: str = "micro", input_sequences: tuple[str, ...] = SEQUENCES, **kw) -> ProViCNetEncoder:
+def provicnet(size: str = "micro", input_sequences: tuple[str, ...] = SEQUENCES, per_sequence: bool = False,
+              **kw) -> Encoder:
     """ProViCNet encoder at a size preset; keyword options override preset fields
-    (e.g. `sequence_token=False`, `embed_dim=64`)."""
-    return ProViCNetEncoder(_override(provicnet_config(size), kw), tuple(input_sequences))
+    (e.g. `sequence_token=False`, `embed_dim=64`). `per_sequence=True` builds the published
+    layout, one backbone per sequence (`ProViCNetPerSequence`), instead of one shared backbone."""
+    cfg = _override(provicnet_config(size), kw)
+    if per_sequence:
+        from taskalign.encoders.provicnet_per_sequence import ProViCNetPerSequence
+        return ProViCNetPerSequence(cfg, tuple(input_sequences))
+    return ProViCNetEncoder(cfg, tuple(input_sequences))

@@ -16,13 +16,13 @@ from taskalign.align.drift import REFERENCE_SCALES, drift, reference_kernel
 from taskalign.study import io
 from taskalign.study.cell import TaskData, derive_seed, pooled_features, run_dir
 from taskalign.study.config import StudyConfig
-from taskalign.study.pretrain_stage import load_encoder
+from taskalign.study.pretrain_stage import load_encoder, weights_dir
 
 
 def reference_features(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str, weights: Path):
     """Pretrained pooled features of the reference probe set for the task's sequences (cached)."""
     key = "-".join(data.task.input_sequences)
-    path = Path(weights).parent / f"reference_{key}.pt"
+    path = weights_dir(study_dir, encoder_name, cfg, weights) / f"reference_{key}.pt"
     if path.exists():
         return io.load_tensor(path)
     encoder = load_encoder(encoder_name, cfg, data.task.input_sequences, weights)

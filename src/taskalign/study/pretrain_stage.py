@@ -50,10 +50,33 @@ def ensure_pretrained(study_dir: Path, encoder_name: str, cfg: StudyConfig, case
     return weights
 
 
+def given_weights(encoder_name: str, cfg: StudyConfig) -> str | None:
+    """The user's `--weights` file spec for this encoder (published or in-house files), or None."""
+    return dict(cfg.weights).get(encoder_name)
+
+
+def weights_dir(study_dir: Path, encoder_name: str, cfg: StudyConfig, weights: Path | str) -> Path:
+    """Folder for what is derived from an encoder's start weights (reference features): beside
+    in-house weights; inside the study for user-given files, never beside them."""
+    spec = given_weights(encoder_name, cfg)
+    if spec is None:
+        return Path(weights).parent
+    return Path(study_dir) / "pretrain" / encoder_name / ("given-" + hashlib.sha256(spec.encode()).hexdigest()[:12])
+
+
 def load_encoder(encoder_name: str, cfg: StudyConfig, input_sequences: tuple[str, ...],
-                 weights: Path | None) -> Encoder:
-    """An encoder for a task's input sequences, with pretrained weights when given (strict)."""
+                 weights: Path | str | None) -> Encoder:
+    """An encoder for a task's input sequences, with its start weights when `weights` is given
+    (loaded key for key; a mismatch lists missing, unexpected and mis-shaped keys). When the
+    user gave files for this encoder (`cfg.weights`), the architecture is the one they imply
+    (published ProViCNet: one backbone per sequence) also for scratch runs (`weights=None`)."""
+    from taskalign.encoders.weights import create_with_weights
+
+    spec = given_weights(encoder_name, cfg)
+    if spec is not None:
+        return create_with_weights(encoder_name, cfg.encoder_size, input_sequences, spec, load=weights is not None)
     encoder = create_encoder(encoder_name, size=cfg.encoder_size, input_sequences=input_sequences)
     if weights is not None:
-        encoder.load_state_dict(io.load_weights(weights), strict=True)
+        from taskalign.encoders.weights import load_file_into
+        load_file_into(encoder, weights, encoder_name)
     return encoder

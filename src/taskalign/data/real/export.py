@@ -126,3 +126,16 @@ def export_phantom(out: str | Path, n: int, layout: str, seed: int = 0, cohort: 
     from taskalign.data.phantom import make_cohort
 
     return export_cases(make_cohort(n, seed, cohort, tuple(shape), tuple(spacing_mm)), out, layout)
+
+
+def export_phantom_command(args) -> int:
+    """`taskalign phantom --out DIR --cases N --layout L [--preset P] [--seed S]`."""
+    from taskalign.study.config import preset
+
+    data = preset(args.preset).data
+    path = export_phantom(args.out, args.cases, args.layout, seed=args.seed, shape=data.shape,
+                          spacing_mm=data.spacing_mm)
+    print(f"wrote {args.cases} phantom cases ({args.preset} grid {data.shape} at {data.spacing_mm} mm, seed "
+          f"{args.seed}) in the {args.layout} layout: {path}")
+    print(f"check it with: taskalign data check {path}" + (" --dwi zero" if args.layout == "msd" else ""))
+    return 0

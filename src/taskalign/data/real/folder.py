@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from taskalign.data.case import Case
 from taskalign.data.real.problems import CaseError, Problem, validate_case
-from taskalign.data.real.regrid import crop_case
+from taskalign.data.real.regrid import crop_case, resample_case
+
+if TYPE_CHECKING:
+    from taskalign.data.real.cache import PreprocessCache
 
 LAYOUTS = ("manifest", "picai", "msd")
 
@@ -76,30 +79,47 @@ def _duplicates(entries: list[Entry]) -> tuple[list[Entry], list[Problem]]:
     return [e for e in entries if counts[e.case_id] == 1], problems
 
 
+def _prepare(case: Case, crop, spacing_mm, center: str) -> Case:
+    if spacing_mm is not None:
+        return resample_case(case, crop or case.shape, spacing_mm, center)
+    return crop_case(case, crop, center) if crop is not None else case
+
+
 def read_folder(path: str | Path, layout: str | None = None, *, crop: tuple[int, int, int] | None = None,
-                center: str = "gland", cache: "Callable | None" = None, **options) -> FolderRead:
-    """Read every case of a real folder. `layout` defaults to `detect_layout(path)`; `options` go
-    to the layout (msd needs `dwi="zero"` or `"drop"`); `crop` (D, H, W) crops each case around
-    the gland or the image centre (`center`); `cache` is a `PreprocessCache.read` wrapper.
-    Structural faults of the folder (no CSV columns, no dataset.json) raise ValueError."""
+                spacing_mm: tuple[float, float, float] | None = None, center: str = "gland",
+                cache: "PreprocessCache | None" = None, **options) -> FolderRead:
+    """Read every case of a real folder.
+
+    `layout` defaults to `detect_layout(path)`; `options` go to the layout (msd needs `dwi="zero"`
+    or `"drop"`). `crop` (D, H, W) crops each case around the gland or the image centre
+    (`center`) on its own lattice; with `spacing_mm` the case is resampled instead onto `crop`
+    voxels (default its own shape) at that spacing. `cache` stores the prepared cases.
+    Structural faults of the folder (no CSV columns, no dataset.json) raise ValueError.
+    """
     layout = layout or detect_layout(path)
     module = _layout(layout)
     entries, notes = module.list_entries(Path(path), **options)
     entries, problems = _duplicates(entries)
+    settings = {"crop": crop, "spacing_mm": spacing_mm, "center": center}
     cases = []
     for entry in entries:
         if entry.problem is not None:
             problems.append(entry.problem)
             continue
-        try:
-            read = (lambda e=entry: module.read_entry(e))
-            case = cache(entry, layout, options, read) if cache is not None else read()
-        except CaseError as err:
-            problems.append(err.problem)
-            continue
-        found = validate_case(case)
-        if found:
-            problems.extend(found)
-            continue
-        cases.append(crop_case(case, crop, center) if crop is not None else case)
+        key = cache.key(entry.files, layout, {**options, "case_id": entry.case_id, "label": entry.label}, settings) if cache else None
+        case = cache.get(key) if cache else None
+        if case is None:
+            try:
+                case = module.read_entry(entry)
+            except CaseError as err:
+                problems.append(err.problem)
+                continue
+            found = validate_case(case)
+            if found:
+                problems.extend(found)
+                continue
+            case = _prepare(case, crop, spacing_mm, center)
+            if cache:
+                cache.put(key, case)
+        cases.append(case)
     return FolderRead(layout, str(path), cases, problems, notes, len(entries))

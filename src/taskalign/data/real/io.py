@@ -37,7 +37,24 @@ def read_image(case_id: str, name: str, path: Path, dims: tuple[int, ...] = (3,)
         raise fail(case_id, path, "unreadable_file",
                    f"{name} file {path} must be a {'/'.join(map(str, dims))}-D single-channel image, got "
                    f"{image.GetDimension()}-D with {image.GetNumberOfComponentsPerPixel()} component(s)")
+    _check_nifti_finite(case_id, name, path, image)
     return image
+
+
+def _check_nifti_finite(case_id: str, name: str, path: Path, image: sitk.Image) -> None:
+    """SimpleITK's NIfTI reader turns NaN voxels into 0, which would hide them; float NIfTI files
+    are therefore also checked with nibabel (integer files cannot hold NaN or Inf)."""
+    if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
+        return
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    import nibabel as nib
+
+    data = np.asarray(nib.load(str(path)).dataobj)
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise fail(case_id, path, "non_finite", f"{name} file {path} has {bad} NaN/Inf voxel(s) of {data.size} "
+                   "(SimpleITK would read them as 0); fix or drop the file")
 
 
 def channel(image: sitk.Image, index: int) -> sitk.Image:

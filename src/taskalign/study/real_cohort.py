@@ -4,7 +4,7 @@
   grid (`DataConfig.shape` voxels at `spacing_mm`, centred on the gland, or on the image centre
   when the case has no gland mask), since the encoders are built for that input; then split into
   train / val / test by the data seed, in the proportions of the preset's n_train : n_val : n_test
-  (at least one case each).
+  (at least 1 train, 1 validation and 4 test cases).
 - Broken cases (every problem kind of `taskalign data check`) go to `cohort.excluded` with their
   reason, and the study goes on with the rest.
 - The pretraining cohort and the reference probe set stay phantom (their own seeds), as in a
@@ -21,14 +21,19 @@ from taskalign.study.cohort import Cohort, _usable
 from taskalign.study.config import DataConfig
 
 
+MIN_TEST = 4   # the alignment stage's debiased CKA needs at least 4 probe (test) cases
+
+
 def split_sizes(n: int, cfg: DataConfig) -> tuple[int, int, int]:
-    """(n_train, n_val, n_test) of n cases in the preset's proportions, each at least 1."""
-    if n < 3:
-        raise ValueError(f"{cfg.path}: only {n} usable case(s); a study needs at least 3 (train, val, test). "
-                         "Run `taskalign data check` to see what is wrong with the others")
+    """(n_train, n_val, n_test) of n cases in the preset's proportions: at least 1 train and 1
+    validation case and `MIN_TEST` test cases, so at least 6 cases."""
+    if n < MIN_TEST + 2:
+        raise ValueError(f"{cfg.path}: only {n} usable case(s); a study needs at least {MIN_TEST + 2} "
+                         f"(1 train, 1 validation, {MIN_TEST} test). Run `taskalign data check` to see what is "
+                         "wrong with the others")
     total = cfg.n_train + cfg.n_val + cfg.n_test
     n_val = max(1, round(n * cfg.n_val / total))
-    n_test = max(1, round(n * cfg.n_test / total))
+    n_test = max(MIN_TEST, round(n * cfg.n_test / total))
     n_train = max(1, n - n_val - n_test)
     n_test = n - n_train - n_val
     return n_train, n_val, n_test

@@ -36,6 +36,7 @@ def test_phantom_folder_is_closer_than_the_real_case(tmp_path, capsys):
         enc = report["encoders"]["profound_conv"]
         assert enc["samples"] == "crops" and enc["n_phantom"] == 16 and enc["n_real"] == n_real
         assert 0 < enc["p_value"] <= 1 and report["region_stats"]["n_real"] >= 2
+    assert far["baseline"]["encoders"]["profound_conv"]["n_real"] == 4
     assert near["encoders"]["profound_conv"]["mmd2"] < far["encoders"]["profound_conv"]["mmd2"]
     assert near["region_stats"]["mmd2"] < far["region_stats"]["mmd2"]
     assert far["n_real_cases"] == 1 and far["excluded"] == []

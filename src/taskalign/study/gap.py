@@ -108,11 +108,32 @@ def _test(x, y, permutations: int, seed: int) -> dict:
             "bandwidth": float(res.bandwidths[0]), "permutations": permutations}
 
 
+def compare(encoders: dict, phantom: list, other: list, crop, crops_per_case: int, permutations: int, seed: int,
+            sequences: tuple[str, ...]) -> dict:
+    """MMD² tests of phantom samples against another group's, per encoder and for region statistics."""
+    out: dict = {"encoders": {}}
+    for name, encoder in encoders.items():
+        kind = "crops" if encoder.spatial_dims == 3 else "slices"
+        x = encoder_samples(encoder, phantom, crop, crops_per_case, seed)
+        y = encoder_samples(encoder, other, crop, crops_per_case, seed + 1)
+        out["encoders"][name] = {"samples": kind, **_test(x, y, permutations, seed)}
+    rows = [np.array([r for c, _ in group for r in region_rows(*centre_crop(c, crop), sequences)])
+            for group in (phantom, other)]
+    if all(len(r) >= 2 for r in rows):
+        scale = np.concatenate(rows).std(axis=0) + 1e-12
+        out["region_stats"] = {"samples": "gland slices", "features": [f"{s}_gland_rel" for s in sequences],
+                               **_test(rows[0] / scale, rows[1] / scale, permutations, seed)}
+    return out
+
+
 def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = None, preset_name: str = "quick",
                      encoders: tuple[str, ...] = ("profound_conv", "provicnet"), n_phantom: int = 16,
                      crops_per_case: int = 8, permutations: int = 500, seed: int = 0, dwi: str | None = None,
                      log: Callable[[str], None] = print) -> dict:
-    """The gap report (see the module doc) as a dict; pretrained weights are cached under `out`."""
+    """The gap report (see the module doc) as a dict; pretrained weights are cached under `out`.
+
+    `baseline` holds the same tests against as many held-out phantom cases (other indices, same
+    cohort) as the folder has usable cases: the MMD² that the sampling alone gives at that n."""
     from taskalign.data.phantom import make_cohort, phantom_case
 
     cfg = preset(preset_name, encoders=tuple(encoders))
@@ -123,26 +144,17 @@ def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = Non
     if not result.cases:
         raise ValueError(f"{data}: no usable case; run `taskalign data check {data}`")
     real = [context_case(c, context, d.spacing_mm) for c in result.cases]
-    phantom = [(phantom_case(i, d.data_seed, "downstream", context, d.spacing_mm), np.ones(context, bool))
-               for i in range(n_phantom)]
+    draw = lambda i: (phantom_case(i, d.data_seed, "downstream", context, d.spacing_mm), np.ones(context, bool))  # noqa: E731
+    phantom = [draw(i) for i in range(n_phantom)]
+    held_out = [draw(n_phantom + i) for i in range(len(real))]
     absent = {s for c in result.cases for s in c.meta.get("absent_sequences", ())}
+    sequences = tuple(s for s in SEQUENCES if s not in absent)
+    pretrain = make_cohort(d.n_pretrain, d.data_seed, "pretrain", crop, d.spacing_mm)
+    loaded = {enc: load_encoder(enc, cfg, SEQUENCES, ensure_pretrained(Path(out), enc, cfg, pretrain, log=log))
+              for enc in encoders}
     report = {"data": str(data), "layout": result.layout, "preset": preset_name, "grid": list(crop),
               "spacing_mm": list(d.spacing_mm), "n_real_cases": len(real), "n_phantom_cases": n_phantom,
-              "excluded": result.excluded, "notes": result.notes, "pretrain_steps": cfg.pretrain.steps,
-              "encoders": {}}
-    pretrain = make_cohort(d.n_pretrain, d.data_seed, "pretrain", crop, d.spacing_mm)
-    for enc in encoders:
-        weights = ensure_pretrained(Path(out), enc, cfg, pretrain, log=log)
-        encoder = load_encoder(enc, cfg, SEQUENCES, weights)
-        kind = "crops" if encoder.spatial_dims == 3 else "slices"
-        x = encoder_samples(encoder, phantom, crop, crops_per_case, seed)
-        y = encoder_samples(encoder, real, crop, crops_per_case, seed + 1)
-        report["encoders"][enc] = {"samples": kind, **_test(x, y, permutations, seed)}
-    sequences = tuple(s for s in SEQUENCES if s not in absent)
-    rows = [np.array([r for c, _ in group for r in region_rows(*centre_crop(c, crop), sequences)])
-            for group in (phantom, real)]
-    if all(len(r) >= 2 for r in rows):
-        scale = np.concatenate(rows).std(axis=0) + 1e-12
-        report["region_stats"] = {"samples": "gland slices", "features": [f"{s}_gland_rel" for s in sequences],
-                                  **_test(rows[0] / scale, rows[1] / scale, permutations, seed)}
+              "excluded": result.excluded, "notes": result.notes, "pretrain_steps": cfg.pretrain.steps}
+    report.update(compare(loaded, phantom, real, crop, crops_per_case, permutations, seed, sequences))
+    report["baseline"] = compare(loaded, phantom, held_out, crop, crops_per_case, permutations, seed, sequences)
     return report

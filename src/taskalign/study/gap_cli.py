@@ -33,15 +33,24 @@ def format_gap(report: dict) -> str:
     lines = [f"phantom-to-real gap: {report['data']} ({report['layout']}, {report['n_real_cases']} real case(s)) vs "
              f"{report['n_phantom_cases']} phantom cases; preset {report['preset']} grid {report['grid']} at "
              f"{report['spacing_mm']} mm, in-house pretraining {report['pretrain_steps']} steps",
-             f"{'what':<16} {'samples':<13} {'n phantom':>9} {'n real':>7} {'MMD²':>9} {'p':>7}"]
-    rows = [(enc, r) for enc, r in report["encoders"].items()]
-    if "region_stats" in report:
-        rows.append(("region stats", report["region_stats"]))
-    for name, r in rows:
+             f"{'what':<16} {'samples':<13} {'n phantom':>9} {'n real':>7} {'MMD²':>9} {'p':>7}   "
+             f"{'baseline MMD²':>13} {'p':>7}"]
+    names = list(report["encoders"]) + (["region stats"] if "region_stats" in report else [])
+    for name in names:
+        key = ("encoders", name) if name in report["encoders"] else ("region_stats",)
+        r, b = _get(report, key), _get(report.get("baseline", {}), key)
+        base = f"{b['mmd2']:>13.4f} {b['p_value']:>7.4f}" if b else f"{'n/a':>13} {'':>7}"
         lines.append(f"{name:<16} {r['samples']:<13} {r['n_phantom']:>9} {r['n_real']:>7} {r['mmd2']:>9.4f} "
-                     f"{r['p_value']:>7.4f}")
+                     f"{r['p_value']:>7.4f}   {base}")
+    lines.append("baseline: the same test against as many held-out phantom cases as the folder has usable cases")
     lines.append("(samples of one case are correlated: with few real cases the p-value is optimistic)")
     return "\n".join(lines)
+
+
+def _get(report: dict, key: tuple):
+    for k in key:
+        report = report.get(k, {}) if isinstance(report, dict) else {}
+    return report or None
 
 
 def run_gap(args: argparse.Namespace) -> int:

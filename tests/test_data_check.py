@@ -56,6 +56,15 @@ def test_all_kinds_at_once_keep_the_good_cases(tmp_path):
     assert set(KINDS) <= set(PROBLEM_KINDS)
 
 
+def test_row_without_id_is_reported_not_fatal(tmp_path, capsys):
+    csv_path, _ = broken_folder(tmp_path, n_good=1, kinds=())
+    text = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join(text + ["," + text[1].split(",", 1)[1]]) + "\n")
+    status, report = _check_json(csv_path, capsys)
+    assert status == 1 and len(report["cases"]) == 1
+    assert [(p["case"], p["kind"]) for p in report["problems"]] == [("<line 3>", "bad_entry")]
+
+
 def test_structural_fault_exits_1(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("case_id,t2w\nx,y\n")
     status, report = _check_json(tmp_path / "m.csv", capsys)

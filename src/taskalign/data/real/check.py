@@ -23,11 +23,6 @@ def case_summary(case: Case) -> dict:
             "labels": labels}
 
 
-def check_folder(path: str | Path, layout: str | None = None, **options) -> FolderRead:
-    """`read_folder` under another name: what `data check` reports."""
-    return read_folder(path, layout, **options)
-
-
 def report_json(result: FolderRead) -> dict:
     return {"layout": result.layout, "path": result.path, "entries": result.entries,
             "cases": [case_summary(c) for c in result.cases], "problems": [p.to_dict() for p in result.problems],
@@ -80,7 +75,7 @@ def layout_options(layout: str | None, path: Path, dwi: str | None) -> dict:
 def run_data_check(args: argparse.Namespace) -> int:
     try:
         options = layout_options(args.layout, args.path, args.dwi)
-        result = check_folder(args.path, args.layout, **options)
+        result = read_folder(args.path, args.layout, **options)
     except ValueError as err:
         if args.json:
             print(json.dumps({"error": str(err), "cases": [], "problems": []}))

@@ -40,7 +40,10 @@ def list_entries(csv_path: Path) -> tuple[list[Entry], list[str]]:
     for number, row in enumerate(rows, start=2):            # row 1 is the header
         case_id = (row["case_id"] or "").strip()
         if not case_id:
-            raise ValueError(f"manifest {csv_path}, line {number}: empty case_id; every row needs an id")
+            case_id = f"<line {number}>"
+            entries.append(Entry(case_id, {}, None, {"row": number}, Problem(
+                case_id, str(csv_path), "bad_entry", f"line {number} of {csv_path.name} has no case_id; give it one")))
+            continue
         files = {c: csv_path.parent / row[c].strip() for c in SEQUENCES + MASKS if (row.get(c) or "").strip()}
         label, problem = _label(case_id, csv_path, row.get("label", ""))
         entries.append(Entry(case_id, files, label, {"row": number}, problem))

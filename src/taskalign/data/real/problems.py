@@ -20,6 +20,7 @@ PROBLEM_KINDS = (
     "label_values",      # mask or label values outside the task's classes
     "empty_mask",        # a mask with no foreground where one is required
     "duplicate_id",      # two entries with the same case id
+    "bad_entry",         # an entry that names no case (a manifest row without case_id)
 )
 MASK_CLASSES = {"gland": (0, 1), "zones": (0, 1, 2), "lesion": (0, 1, 2, 3, 4, 5)}
 """Allowed values per mask: gland 0/1; zones 0 bg, 1 PZ, 2 TZ; lesion 0 bg, 1-5 ISUP (or 0/1)."""

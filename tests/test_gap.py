@@ -47,3 +47,17 @@ def test_phantom_folder_is_closer_than_the_real_case(tmp_path, capsys):
     assert report["encoders"]["provicnet"]["samples"] == "slices"
     assert report["encoders"]["provicnet"]["n_phantom"] == 2 * 8 and report["encoders"]["provicnet"]["n_real"] == 8
     assert (tmp_path / "out" / "gap.json").is_file()
+
+
+def test_coverage_follows_the_context_grid():
+    from real_folders import phantom_cases
+    from taskalign.data.real.export import grid_of
+    from taskalign.study.gap import context_case
+
+    (case,) = phantom_cases(1)
+    origin, direction = grid_of(case)
+    case.meta.update(origin_xyz=origin, direction=direction)
+    ctx, covered = context_case(case, (12, 48, 48), case.spacing_mm)
+    assert covered.any() and not covered.all()
+    assert not ctx.image[:, ~covered].any()                  # outside the image: zeros, and not covered
+    assert (ctx.image[0][covered] != 0).mean() > 0.99

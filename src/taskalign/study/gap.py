@@ -37,7 +37,7 @@ CONTEXT_SCALE = 1.5
 def context_case(case: Case, shape, spacing_mm) -> tuple[Case, np.ndarray]:
     """The case on the context grid and its coverage (D, H, W) bool: voxels inside the image."""
     ctx = resample_case(case, shape, spacing_mm, "gland")
-    ones = Case(case.case_id, np.ones_like(case.image[:1]).repeat(3, 0), case.spacing_mm, meta=case.meta)
+    ones = Case(case.case_id, np.ones_like(case.image), case.spacing_mm, gland=case.gland, meta=case.meta)  # same centre
     covered = resample_case(ones, shape, spacing_mm, "gland").image[0] > 0.999
     return ctx, covered
 

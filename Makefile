@@ -31,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/phantom.py
 	$(PY) bench/mmd.py
+	$(PY) bench/real_io.py
 
 clean:
 	rm -rf $(VENV) runs

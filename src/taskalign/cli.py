@@ -19,14 +19,21 @@ def _study_parser(sub) -> None:
                         "(provicnet: one published file per sequence, FILE,FILE,FILE)")
     p.add_argument("--force", action="store_true", help="reuse a folder whose config differs")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--data", type=Path, help="real folder (manifest CSV, PI-CAI or MSD) instead of the phantom")
+    p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="layout of --data (default: detected)")
+    p.add_argument("--dwi", choices=["zero", "drop"], help="--layout msd only (no DWI): zero-fill or drop it")
 
 
 def _phantom_parser(sub) -> None:
-    p = sub.add_parser("phantom", help="phantom utilities: compare against a real case")
+    p = sub.add_parser("phantom", help="phantom utilities: compare against a real case, export as a real folder")
     p.add_argument("--compare-real", type=Path, metavar="CSV",
                    help="manifest CSV of a real case (e.g. ../shared/data/real/picai_sample/cases.csv)")
     p.add_argument("--out", type=Path, default=Path("runs/phantom"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="export phantom cases in this layout")
+    p.add_argument("--cases", type=int, default=8, help="number of cases to export (with --layout)")
+    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "paper"],
+                   help="grid (shape, spacing) of the exported cases (with --layout)")
 
 
 def _report_parser(sub) -> None:
@@ -37,6 +44,7 @@ def _report_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from taskalign.align.cli import add_mmd_parser
     from taskalign.encoders.weights.cli import add_checkpoint_parser
+    from taskalign.data.real.cli import add_parsers as add_real_data_parsers
 
     parser = argparse.ArgumentParser(prog="taskalign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report_parser(sub)
     add_mmd_parser(sub)
     add_checkpoint_parser(sub)
+    add_real_data_parsers(sub)   # data check, gap
     return parser
 
 
@@ -66,6 +75,11 @@ def run_study_command(args) -> int:
                  seeds=tuple(range(args.seeds)) if args.seeds else None)
     if weights:
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
+    if args.data is not None:
+        from taskalign.data.real.folder import detect_layout
+        layout = args.layout or detect_layout(args.data)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+            cfg.data, source="real", path=str(args.data.resolve()), layout=layout, dwi=args.dwi))
     start = time.perf_counter()
     with console_progress() as progress:
         results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
@@ -80,8 +94,11 @@ def run_study_command(args) -> int:
 def run_phantom_command(args) -> int:
     from taskalign.data.calibration import compare_real
 
+    if args.layout is not None:
+        from taskalign.data.real.export import export_phantom_command
+        return export_phantom_command(args)
     if args.compare_real is None:
-        raise SystemExit("nothing to do: give --compare-real CSV")
+        raise SystemExit("nothing to do: give --compare-real CSV, or --layout LAYOUT to export phantom cases")
     result = compare_real(str(args.compare_real), str(args.out), seed=args.seed)
     for key, value in result.items():
         print(f"{key}: {value}")
@@ -90,6 +107,8 @@ def run_phantom_command(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "handler", None) is not None:   # subcommands that carry their own handler
+        return args.handler(args)
     if args.command == "study":
         return run_study_command(args)
     if args.command == "phantom":

@@ -41,7 +41,23 @@ def phantom_source(n: int, seed: int = 0, cohort: str = "downstream", shape=(16,
 
 @register_source("manifest")
 def manifest_source(path: str) -> list[Case]:
-    """Cases of a manifest CSV (see taskalign.data.manifest)."""
+    """Cases of a manifest CSV, strictly (see taskalign.data.real.manifest)."""
     from taskalign.data.manifest import read_manifest
 
     return read_manifest(path)
+
+
+@register_source("picai")
+def picai_source(path: str, **options) -> list[Case]:
+    """The usable cases of a PI-CAI tree (broken ones are skipped; `read_folder` lists them)."""
+    from taskalign.data.real import read_folder
+
+    return read_folder(path, "picai", **options).cases
+
+
+@register_source("msd")
+def msd_source(path: str, dwi: str, **options) -> list[Case]:
+    """The usable cases of an MSD Task05 folder; `dwi` is "zero" or "drop" (the layout has no DWI)."""
+    from taskalign.data.real import read_folder
+
+    return read_folder(path, "msd", dwi=dwi, **options).cases

@@ -22,19 +22,24 @@ class Cohort:
     test: list[Case]
     reference: list[Case]
     excluded: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def splits(self, data_seed: int) -> dict:
         ids = lambda cases: [c.case_id for c in cases]  # noqa: E731
-        return {"data_seed": data_seed, "train": ids(self.train), "val": ids(self.val), "test": ids(self.test),
-                "pretrain": ids(self.pretrain), "reference": ids(self.reference), "excluded": self.excluded}
+        out = {"data_seed": data_seed, "train": ids(self.train), "val": ids(self.val), "test": ids(self.test),
+               "pretrain": ids(self.pretrain), "reference": ids(self.reference), "excluded": self.excluded}
+        if self.notes:
+            out["notes"] = self.notes
+        return out
 
 
 def check_case(case: Case) -> str | None:
     """Why a case cannot be used, or None. Cheap checks that would poison training."""
     if not np.isfinite(case.image).all():
         return "image has NaN or Inf voxels"
+    absent = case.meta.get("absent_sequences", ())     # e.g. MSD's DWI, zero by the reader's stated choice
     for i, name in enumerate(("t2w", "dwi", "adc")):
-        if float(case.image[i].std()) == 0.0:
+        if name not in absent and float(case.image[i].std()) == 0.0:
             return f"{name} is empty or constant"
     return None
 
@@ -66,7 +71,12 @@ def phantom_cohort(cfg: DataConfig) -> Cohort:
     return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded)
 
 
-def build_cohort(cfg: DataConfig) -> Cohort:
+def build_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
+    """The study's cohort: all phantom, or a real folder's downstream cases (`source="real"`,
+    see `taskalign.study.real_cohort`) with the phantom pretraining cohort and reference set."""
     if cfg.source == "phantom":
         return phantom_cohort(cfg)
-    raise ValueError(f"data source {cfg.source!r} is not wired into the study yet; use the phantom")
+    if cfg.source == "real":
+        from taskalign.study.real_cohort import real_cohort
+        return real_cohort(cfg, cache_dir)
+    raise ValueError(f"data source {cfg.source!r} is not known to the study; use 'phantom' or 'real' (a folder)")

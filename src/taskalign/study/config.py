@@ -20,7 +20,8 @@ TASKS_DEFAULT = ("classification", "segmentation", "super_resolution", "distorti
 class DataConfig:
     source: str = "phantom"
     path: str | None = None                        # real-data folder (source != "phantom")
-    layout: str = "manifest"
+    layout: str = "manifest"                       # real folders: manifest | picai | msd
+    dwi: str | None = None                         # msd only (no DWI): "zero" or "drop"
     shape: tuple[int, int, int] = (16, 48, 48)     # (D, H, W) voxels of every case
     spacing_mm: tuple[float, float, float] = (3.0, 1.5, 1.5)
     n_pretrain: int = 64

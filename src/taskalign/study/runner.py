@@ -66,6 +66,11 @@ def reference_samples(cases: list[Case], task: Task) -> list[Sample]:
 
 def task_data(task: Task, cohort: Cohort, data_seed: int) -> tuple[TaskData | None, str | None]:
     """Samples of a task, or None with the reason when the cohort lacks the task's labels."""
+    dropped = {s for c in cohort.train + cohort.val + cohort.test for s in c.meta.get("dropped_sequences", ())}
+    used = set(task.input_sequences) | set(task.target_sequences)
+    if dropped & used:
+        return None, (f"{task.name} uses {', '.join(sorted(dropped & used))}, which the folder lacks and which "
+                      "was dropped (dwi='drop'; dwi='zero' feeds zeros instead)")
     splits = {}
     for name in ("train", "val", "test"):
         cases = getattr(cohort, name)
@@ -100,7 +105,9 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
     torch.set_num_threads(cfg.train.threads)
     timer = Timer(out / "timing.json")
     with timer.stage("data"):
-        cohort = build_cohort(cfg.data)
+        cohort = build_cohort(cfg.data, cache_dir=str(out / "cache"))
+        for note in cohort.notes:
+            log(note)
         io.write_json(out / "splits.json", cohort.splits(cfg.data.data_seed))
     weights = dict(cfg.weights)
     for enc in cfg.encoders:

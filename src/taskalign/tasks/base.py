@@ -45,6 +45,7 @@ class Task:
     metric_name: str = ""                 # primary metric, e.g. "auroc", "dice", "psnr"
     higher_is_better: bool = True
     requires: tuple[str, ...] = ()        # Case fields the task needs, e.g. ("label",), ("lesion",)
+    target_sequences: tuple[str, ...] = ()  # sequences the task predicts (image tasks), e.g. ("adc",)
 
     def make_sample(self, case: Case, seed: int) -> Sample:
         """Deterministic in (case, seed): degradations are drawn from `seed`, never from global state."""

@@ -28,6 +28,7 @@ class DistortionCorrection(ImageTask):
     name = "distortion_correction"
     input_sequences = ("t2w", "dwi", "adc")
     out_channels = 2
+    target_sequences = ("dwi", "adc")
 
     def __init__(self, max_shift_mm: tuple[float, float] = (2.0, 8.0), smooth_mm: float = 6.0) -> None:
         self.max_shift_mm, self.smooth_mm = tuple(max_shift_mm), smooth_mm

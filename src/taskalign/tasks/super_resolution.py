@@ -25,6 +25,7 @@ class SuperResolution(ImageTask):
     name = "super_resolution"
     input_sequences = ("t2w",)
     out_channels = 1
+    target_sequences = ("t2w",)
 
     def __init__(self, factor: int = 2, in_plane_factor: int = 1) -> None:
         if factor < 1 or in_plane_factor < 1:

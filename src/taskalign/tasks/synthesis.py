@@ -18,6 +18,7 @@ class Synthesis(ImageTask):
     name = "synthesis"
     input_sequences = ("t2w",)
     out_channels = 1
+    target_sequences = ("adc",)
 
     def make_sample(self, case: Case, seed: int) -> Sample:
         spec = affine(ADC_SCALE)

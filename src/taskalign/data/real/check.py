@@ -1,0 +1,89 @@
+"""`taskalign data check PATH`: read every case of a real folder, show what is there and every
+problem found, one line each. Exit status 0 when every case is usable, 1 otherwise.
+
+    taskalign data check ../shared/data/real/picai_sample/cases.csv
+    taskalign data check my_msd_folder --layout msd --dwi zero --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from taskalign.data.case import Case
+from taskalign.data.real.folder import LAYOUTS, FolderRead, read_folder
+
+
+def case_summary(case: Case) -> dict:
+    """{id, shape, spacing, labels}: labels = the masks and labels the case has."""
+    labels = [m for m in ("gland", "zones", "lesion") if getattr(case, m) is not None]
+    labels += ["label"] if case.label is not None else []
+    return {"id": case.case_id, "shape": list(case.shape), "spacing": [round(s, 4) for s in case.spacing_mm],
+            "labels": labels}
+
+
+def report_json(result: FolderRead) -> dict:
+    return {"layout": result.layout, "path": result.path, "entries": result.entries,
+            "cases": [case_summary(c) for c in result.cases], "problems": [p.to_dict() for p in result.problems],
+            "notes": result.notes}
+
+
+def print_report(result: FolderRead, file=None) -> None:
+    """A rich table of the usable cases, then notes, then one line per problem."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, width=160, highlight=False)
+    table = Table(title=f"{result.path} ({result.layout}): {len(result.cases)} of {result.entries} cases usable")
+    for column in ("case", "shape (D, H, W)", "spacing mm (z, y, x)", "labels"):
+        table.add_column(column)
+    for case in result.cases:
+        s = case_summary(case)
+        table.add_row(s["id"], " × ".join(map(str, s["shape"])), " × ".join(f"{v:g}" for v in s["spacing"]),
+                      ", ".join(s["labels"]) or "none")
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    for problem in result.problems:
+        console.print(f"problem: {problem.line()}", markup=False)
+    if not result.problems:
+        console.print("no problems found", markup=False)
+
+
+def add_data_parser(subparsers) -> argparse.ArgumentParser:
+    """`taskalign data check PATH [--layout ...] [--json]`."""
+    p = subparsers.add_parser("data", help="real-data folders: check them")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    c = data_sub.add_parser("check", help="read every case, list shapes, spacings, labels and every problem")
+    c.add_argument("path", type=Path, help="manifest CSV, PI-CAI folder or MSD folder")
+    c.add_argument("--layout", choices=LAYOUTS, help="default: .csv = manifest, dataset.json = msd, else picai")
+    c.add_argument("--dwi", choices=("zero", "drop"), help="MSD only (no DWI): zero-fill or drop the channel")
+    c.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    c.set_defaults(handler=run_data_check)
+    return p
+
+
+def layout_options(layout: str | None, path: Path, dwi: str | None) -> dict:
+    """Reader options from CLI flags: `dwi` goes to the MSD layout only."""
+    from taskalign.data.real.folder import detect_layout
+
+    layout = layout or detect_layout(path)
+    return {"dwi": dwi} if layout == "msd" else {}
+
+
+def run_data_check(args: argparse.Namespace) -> int:
+    try:
+        options = layout_options(args.layout, args.path, args.dwi)
+        result = read_folder(args.path, args.layout, **options)
+    except ValueError as err:
+        if args.json:
+            print(json.dumps({"error": str(err), "cases": [], "problems": []}))
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report_json(result), indent=1))
+    else:
+        print_report(result)
+    return 0 if result.cases and not result.problems else 1

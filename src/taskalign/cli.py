@@ -18,6 +18,10 @@ def _study_parser(sub) -> None:
                    help="use a local pretrained file instead of in-house pretraining")
     p.add_argument("--force", action="store_true", help="reuse a folder whose config differs")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: every unit in this process (default); ray: each unit a Ray task")
+    p.add_argument("--address", help="Ray cluster address (host:port) for --backend ray; "
+                                     "default: start a local Ray instance")
 
 
 def _phantom_parser(sub) -> None:
@@ -63,10 +67,17 @@ def run_study_command(args) -> int:
                  seeds=tuple(range(args.seeds)) if args.seeds else None)
     if weights:
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
+    from taskalign.study.backends import UnitFailed
+    from taskalign.study.lock import StudyLocked
+    from taskalign.study.runner import ConfigMismatchError
+
     start = time.perf_counter()
-    with console_progress() as progress:
-        results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
-                            report=not args.no_report)
+    try:
+        with console_progress() as progress:
+            results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
+                                report=not args.no_report, backend=args.backend, address=args.address)
+    except (StudyLocked, ConfigMismatchError, UnitFailed, ImportError) as err:
+        raise SystemExit(f"taskalign study: {err}") from None
     print(f"results: {results}")
     if not args.no_report:
         print(f"report:  {(args.out / 'report.html').resolve()}")

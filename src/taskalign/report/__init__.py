@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from taskalign.report.html import render_html
+from taskalign.report.layers import plot_layer_profiles, read_layer_profiles
 from taskalign.report.load import NotAFinishedStudy, StudyData, load_study
 from taskalign.report.plots import (PlotFile, plot_alignment_scatter, plot_drift_bars, plot_learning_curves,
                                     plot_rpg_bars)
@@ -54,6 +55,9 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
     plots.append(PlotFile(plots_dir / "drift_bars.png", "D2P, D2R and D2S per task",
                           "MMD² between the fine-tuned encoder's probe features and the same encoder "
                           "pretrained (D2P), randomly initialised (D2R) and trained from scratch (D2S)."))
+    profiles = read_layer_profiles(study.study_dir)
+    if profiles:
+        plots.append(plot_layer_profiles(profiles, plots_dir / "layer_profile.png"))
     for task in study.tasks:
         row = next(r for r in study.rows if r["task"] == task)
         path = plots_dir / f"curves_{_safe(task)}.png"

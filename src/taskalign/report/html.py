@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any, Iterable
 
 from taskalign.report.cells import cell_summaries
+from taskalign.report.layers import layer_section, read_layer_profiles
 from taskalign.report.load import StudyData, is_number
 from taskalign.report.plots import METRIC_LABELS, PlotFile
 
@@ -59,6 +60,7 @@ def render_html(study: StudyData, plots: list[PlotFile]) -> str:
         _correlation_section(study.summary),
         _within_task_section(study.summary),
         _paired_section(study.summary),
+        layer_section(read_layer_profiles(study.study_dir)),
         _claims_section(study.summary),
         _plots_section(plots),
         _timing_section(study.timing),

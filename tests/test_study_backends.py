@@ -64,16 +64,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    pids = []
+def _ray_processes(temp: str) -> list[int]:
+    """PIDs of the processes whose command line names `temp` (the head's own temp dir), and all
+    their descendants (Ray renames some agents' command lines to ray::..., so they are found as
+    children)."""
+    children: dict[int, list[int]] = {}
+    roots = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+            if temp.encode() in (entry / "cmdline").read_bytes():
+                roots.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    found, stack = set(), list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack += children.get(pid, [])
+    return sorted(found)
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +111,10 @@ def ray_head():
         yield f"127.0.0.1:{port}"
     finally:
         # `ray stop` would stop every Ray instance of this machine; stop only this head's processes
-        for pid in _processes_mentioning(temp):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        time.sleep(2)
-        for pid in _processes_mentioning(temp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        pids = _ray_processes(temp)
+        _signal_all(pids, signal.SIGTERM)
+        time.sleep(3)
+        _signal_all(pids, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -42,10 +42,10 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
         path = plots_dir / name
         plot_alignment_scatter(study.rows, "d2p", outcome, find_correlation(summary_corr, "d2p", outcome), path)
         plots.append(PlotFile(path, f"D2P vs {what}",
-                              f"Each point is one encoder × task cell (mean over seeds). Smaller D2P means "
-                              f"the features moved less from their pretrained state during fine-tuning. "
-                              f"Dashed line: least-squares fit through the points; the Spearman statistics "
-                              f"in the title are the study's, from summary.json."))
+                              "Each point is one encoder × task cell (mean over seeds). Smaller D2P means "
+                              "the features moved less from their pretrained state during fine-tuning. "
+                              "Dashed line: least-squares fit through the points; the Spearman statistics "
+                              "in the title are the study's, from summary.json."))
     plot_rpg_bars(study.rows, plots_dir / "rpg_bars.png")
     plots.append(PlotFile(plots_dir / "rpg_bars.png", "RPG per task and encoder",
                           "RPG = 100 × (fine-tuned − specialised) / |specialised| on the test split "

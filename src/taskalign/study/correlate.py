@@ -89,7 +89,8 @@ def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: It
     records = []
     for a in alignment:
         for o in outcomes:
-            keys = [k for k in cells if math.isfinite(_seed_mean(cells[k], a)) and math.isfinite(_seed_mean(cells[k], o))]
+            keys = [k for k in cells
+                    if math.isfinite(_seed_mean(cells[k], a)) and math.isfinite(_seed_mean(cells[k], o))]
             x = np.array([_seed_mean(cells[k], a) for k in keys])
             y = np.array([_seed_mean(cells[k], o) for k in keys])
             rec: dict[str, Any] = {"alignment": a, "outcome": o, "n": len(keys), "n_seeds": n_seeds,

@@ -17,8 +17,8 @@ weights w is Σ w_i v_i / Σ w_i over the cases with a value; AUROC is
 h_ij = k(x_i,x_j) + k(y_i,y_j) − k(x_i,y_j) − k(x_j,y_i)) is
 Σ_{i≠j} w_i w_j h_ij / Σ_{i≠j} w_i w_j over distinct cases: a case drawn twice is not paired
 with itself (that term, 2 − 2k(x_i, y_i), would bias the estimate upwards). With every weight 1
-each formula is the study's own estimate (MMD² up to the study's float32 rounding, ~1e-5 relative). A cell whose files lack per-case values or features
-is resampled over seeds only.
+each formula is the study's own estimate (MMD² up to the study's float32 rounding, ~1e-5
+relative). A cell whose files lack per-case values or features is resampled over seeds only.
 """
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from taskalign.align.drift import REFERENCE_SCALES
 from taskalign.align.kernels import Kernel
@@ -135,8 +134,8 @@ def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
         cell.per_case = {"ft": _floats(ft[metric]), "spec": _floats(sp[metric])}
     cell.case_ids = list(ft["case_id"])
     sigma = float(row.get("sigma_ref", math.nan))
-    paths = {state: d / "features" / f"{state}.pt" for d, states in ((ft_dir, ("finetuned", "pretrained")),
-                                                                     (sc_dir, ("random", "scratch"))) for state in states}
+    states = ((ft_dir, ("finetuned", "pretrained")), (sc_dir, ("random", "scratch")))
+    paths = {state: d / "features" / f"{state}.pt" for d, names in states for state in names}
     if math.isfinite(sigma) and sigma > 0 and all(p.exists() for p in paths.values()):
         kernel = Kernel("rbf", tuple(sc * sigma for sc in REFERENCE_SCALES), "reference kernel (bootstrap)")
         feats = {state: io.load_tensor(p) for state, p in paths.items()}

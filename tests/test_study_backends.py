@@ -191,3 +191,36 @@ def test_sigkilled_holder_leaves_no_stale_lock(tmp_path):
         holder.wait()
     with study_lock(tmp_path):                              # the kernel released the dead holder's lock
         pass
+
+
+def test_worker_files_are_written_records_last_and_inside_the_folder(tmp_path, monkeypatch):
+    from taskalign.study import io
+    from taskalign.study.backends.ray_backend import write_unit_files
+
+    order = []
+    real = io.write_bytes
+    monkeypatch.setattr(io, "write_bytes", lambda path, data: (order.append(path.name), real(path, data)))
+    files = {"cells/a/t/seed0/metrics.json": b"{}", "cells/a/t/seed0/curve.jsonl": b"1\n",
+             "cells/a/t/seed0/features/finetuned.pt": b"x", "cells/a/t/seed0/alignment.json": b"{}"}
+    write_unit_files(tmp_path, files)
+    assert order[-2:] == ["alignment.json", "metrics.json"] and len(order) == 4
+    assert (tmp_path / "cells/a/t/seed0/features/finetuned.pt").read_bytes() == b"x"
+    with pytest.raises(ValueError, match="outside the study folder"):
+        write_unit_files(tmp_path, {"../escape.txt": b"no"})
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_plan_shares_the_specialised_unit_and_backend_names():
+    from taskalign.study.backends import create_backend
+    from taskalign.study.units import plan_units
+
+    cfg = preset("smoke", tasks=("segmentation", "synthesis"), seeds=(0, 1))
+    pre, rest = plan_units(cfg, list(cfg.tasks))
+    assert [u.encoder for u in pre] == list(cfg.encoders)
+    specialised = [u for u in rest if u.kind == "specialised"]
+    assert len(specialised) == len(set(specialised)) == 4                 # once per task and seed
+    assert len([u for u in rest if u.kind == "cell"]) == 2 * 2 * len(cfg.encoders)
+    with pytest.raises(ValueError, match="unknown backend"):
+        create_backend("dask")
+    with pytest.raises(ValueError, match="only for --backend ray"):
+        create_backend("local", address="127.0.0.1:6379")

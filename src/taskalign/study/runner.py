@@ -102,8 +102,9 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
     report.html beside it unless `report=False`). `backend` is "local" (this process) or "ray"
     (each work unit a Ray task; `address` the cluster's, None for a local Ray instance).
     `progress(text, units_done, units_total)` is called as units start and finish. Raises
-    `StudyLocked` when another study runs in `out`, `ConfigMismatchError` on a changed config."""
-    from taskalign.study.backends import create_backend
+    `StudyLocked` when another study runs in `out`, `ConfigMismatchError` on a changed config,
+    `UnitFailed` (after writing results.csv of the finished cells) when Ray units failed."""
+    from taskalign.study.backends import UnitFailed, create_backend
     from taskalign.study.lock import study_lock
 
     runner = create_backend(backend, address)
@@ -118,9 +119,15 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
             io.write_json(out / "splits.json", cohort.splits(cfg.data.data_seed))
         tasks, skipped, references = _usable_tasks(cfg, inputs, timer, log)
         pre, rest = plan_units(cfg, tasks)
-        runner.run([pre, rest], out, cfg, inputs, timer.add, log, progress)
+        failed = None
+        try:
+            runner.run([pre, rest], out, cfg, inputs, timer.add, log, progress)
+        except UnitFailed as err:   # the finished units are on disk: gather them, then report the failure
+            failed = err
         with timer.stage("results"):
             path = finish_study(out, cfg, cohort.excluded, skipped, timer.seconds, references)
+        if failed is not None:
+            raise failed
         if report:
             from taskalign.report import build_report
             with timer.stage("report"):

@@ -133,11 +133,12 @@ def test_ray_backend_gives_the_local_results(ray_head, local_reference, tmp_path
     assert not list(out.rglob(".*.tmp*"))
 
 
-def _first_records(out: Path, proc: subprocess.Popen, timeout: float) -> None:
+def _first_cell(out: Path, proc: subprocess.Popen, timeout: float) -> None:
+    """Wait for the first finished cell (its alignment.json, written after both of its runs)."""
     deadline = time.monotonic() + timeout
-    while not list(out.glob("cells/*/*/seed*/metrics.json")):
-        assert proc.poll() is None, "the study ended before its first run finished"
-        assert time.monotonic() < deadline, "no run finished in time"
+    while not list(out.glob("cells/*/*/seed*/alignment.json")):
+        assert proc.poll() is None, "the study ended before its first cell finished"
+        assert time.monotonic() < deadline, "no cell finished in time"
         time.sleep(0.2)
 
 
@@ -148,7 +149,7 @@ def test_sigkilled_study_resumes_without_recomputing(local_reference, tmp_path):
     proc = subprocess.Popen([*CLI, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=_env())
     try:
-        _first_records(out, proc, timeout=1200)
+        _first_cell(out, proc, timeout=1200)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

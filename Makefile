@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/quick
 
-.PHONY: study test smoke bench clean venv
+.PHONY: study test smoke bench clean venv venv-ray
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# the optional Ray backend (`taskalign study --backend ray`); .ci/run installs it for its test
+venv-ray: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,ray]"
 
 study: $(STAMP)
 	$(VENV)/bin/taskalign study --preset quick --out $(OUT)

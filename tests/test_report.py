@@ -180,3 +180,18 @@ def test_seed_stats_interval():
     assert s.n == 2 and s.mean == 2.0
     assert s.ci95 == pytest.approx(12.7062 * math.sqrt(2) / math.sqrt(2), rel=1e-4)  # t(0.975, 1)·sd/√n
     assert seed_stats([]).n == 0 and not seed_stats([]).finite
+
+
+def test_layer_profile_section_and_plot(tmp_path):
+    study = write_fake_study(tmp_path, seeds=(0,))
+    html_path = build_report(study)
+    assert "Not available" in html_path.read_text() and not (study / "plots" / "layer_profile.png").exists()
+    for enc in ("profound_conv", "provicnet"):
+        for task in ("segmentation", "synthesis"):
+            cell = study / "cells" / enc / task / "seed0"
+            cell.mkdir(parents=True, exist_ok=True)
+            layers = [{"stage": k, "dim": 8, "d2p": 0.1 * (k + 1), "cka_pretrained": 0.9} for k in range(4)]
+            (cell / "alignment.json").write_text(json.dumps({"layers": layers}))
+    text = build_report(study).read_text()
+    assert "id='layers'" in text and "D2P stage 4" in text and "Layer-wise alignment profile" in text
+    assert (study / "plots" / "layer_profile.png").stat().st_size > 5000

@@ -22,6 +22,10 @@ def _study_parser(sub) -> None:
     p.add_argument("--data", type=Path, help="real folder (manifest CSV, PI-CAI or MSD) instead of the phantom")
     p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="layout of --data (default: detected)")
     p.add_argument("--dwi", choices=["zero", "drop"], help="--layout msd only (no DWI): zero-fill or drop it")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: every unit in this process (default); ray: each unit a Ray task")
+    p.add_argument("--address", help="Ray cluster address (host:port) for --backend ray; "
+                                     "default: start a local Ray instance")
 
 
 def _phantom_parser(sub) -> None:
@@ -57,14 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_study_command(args) -> int:
+def study_config(args):
+    """The resolved `StudyConfig` of `taskalign study` arguments (preset, grid, weights, data)."""
     import dataclasses
 
-    from taskalign.study.config import preset
-    from taskalign.study.progress import console_progress
-    from taskalign.study.runner import run_study
-
     from taskalign.encoders.weights import parse_weights_option
+    from taskalign.study.config import preset
 
     try:
         weights = [parse_weights_option(item) for item in args.weights]
@@ -80,10 +82,23 @@ def run_study_command(args) -> int:
         layout = args.layout or detect_layout(args.data)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(
             cfg.data, source="real", path=str(args.data.resolve()), layout=layout, dwi=args.dwi))
+    return cfg
+
+
+def run_study_command(args) -> int:
+    from taskalign.study.backends import UnitFailed
+    from taskalign.study.lock import StudyLocked
+    from taskalign.study.progress import console_progress
+    from taskalign.study.runner import ConfigMismatchError, run_study
+
+    cfg = study_config(args)
     start = time.perf_counter()
-    with console_progress() as progress:
-        results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
-                            report=not args.no_report)
+    try:
+        with console_progress() as progress:
+            results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
+                                report=not args.no_report, backend=args.backend, address=args.address)
+    except (StudyLocked, ConfigMismatchError, UnitFailed, ImportError) as err:
+        raise SystemExit(f"taskalign study: {err}") from None
     print(f"results: {results}")
     if not args.no_report:
         print(f"report:  {(args.out / 'report.html').resolve()}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from taskalign.report.html import render_html
+from taskalign.report.layers import plot_layer_profiles, read_layer_profiles
 from taskalign.report.load import NotAFinishedStudy, StudyData, load_study
 from taskalign.report.plots import (PlotFile, plot_alignment_scatter, plot_drift_bars, plot_learning_curves,
                                     plot_rpg_bars)
@@ -41,10 +42,10 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
         path = plots_dir / name
         plot_alignment_scatter(study.rows, "d2p", outcome, find_correlation(summary_corr, "d2p", outcome), path)
         plots.append(PlotFile(path, f"D2P vs {what}",
-                              f"Each point is one encoder × task cell (mean over seeds). Smaller D2P means "
-                              f"the features moved less from their pretrained state during fine-tuning. "
-                              f"Dashed line: least-squares fit through the points; the Spearman statistics "
-                              f"in the title are the study's, from summary.json."))
+                              "Each point is one encoder × task cell (mean over seeds). Smaller D2P means "
+                              "the features moved less from their pretrained state during fine-tuning. "
+                              "Dashed line: least-squares fit through the points; the Spearman statistics "
+                              "in the title are the study's, from summary.json."))
     plot_rpg_bars(study.rows, plots_dir / "rpg_bars.png")
     plots.append(PlotFile(plots_dir / "rpg_bars.png", "RPG per task and encoder",
                           "RPG = 100 × (fine-tuned − specialised) / |specialised| on the test split "
@@ -54,6 +55,9 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
     plots.append(PlotFile(plots_dir / "drift_bars.png", "D2P, D2R and D2S per task",
                           "MMD² between the fine-tuned encoder's probe features and the same encoder "
                           "pretrained (D2P), randomly initialised (D2R) and trained from scratch (D2S)."))
+    profiles = read_layer_profiles(study.study_dir)
+    if profiles:
+        plots.append(plot_layer_profiles(profiles, plots_dir / "layer_profile.png"))
     for task in study.tasks:
         row = next(r for r in study.rows if r["task"] == task)
         path = plots_dir / f"curves_{_safe(task)}.png"

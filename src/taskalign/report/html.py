@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any, Iterable
 
 from taskalign.report.cells import cell_summaries
+from taskalign.report.layers import layer_section, read_layer_profiles
 from taskalign.report.load import StudyData, is_number
 from taskalign.report.plots import METRIC_LABELS, PlotFile
 
@@ -58,6 +59,8 @@ def render_html(study: StudyData, plots: list[PlotFile]) -> str:
         _results_section(study),
         _correlation_section(study.summary),
         _within_task_section(study.summary),
+        _paired_section(study.summary),
+        layer_section(read_layer_profiles(study.study_dir)),
         _claims_section(study.summary),
         _plots_section(plots),
         _timing_section(study.timing),
@@ -160,10 +163,15 @@ def _mean_table(study: StudyData) -> str:
 
 def _correlation_section(summary: dict[str, Any]) -> str:
     corr = summary.get("correlations") or []
+    first = corr[0] if corr else {}
+    over = first.get("bootstrap_over", "rows")
+    seeds = first.get("n_seeds")
     head = ("<h2>Correlations across encoder × task cells</h2>\n<p class='small'>From summary.json: "
-            f"{_e(summary.get('n_cells', 'n/a'))} cell(s). Each coefficient comes with its n, p-value and "
-            "95 % bootstrap interval; cells cluster by encoder and by task, so read them with the "
-            "within-task view below.</p>\n")
+            f"{_e(summary.get('n_cells', 'n/a'))} result row(s). Each point is one encoder × task cell, "
+            f"its mean over {_e(seeds if seeds is not None else 'n/a')} seed(s) (seeds are repeats, not "
+            "extra points); n counts the cells. p: permutation test on the cell means; 95 % interval: "
+            f"percentile bootstrap resampling {_e(over)} ({_e(first.get('bootstrap', 'n/a'))} replicates). "
+            "Cells cluster by encoder and by task, so read them with the within-task view below.</p>\n")
     if not corr:
         return head + "<p>No correlations in summary.json.</p>"
     rows = [[c.get("alignment", "n/a"), c.get("outcome", "n/a"), _int(c.get("n")),
@@ -189,6 +197,25 @@ def _within_task_section(summary: dict[str, Any]) -> str:
             f"{_e(_num(wt.get('p_value'), '.3g'))}).</p>\n")
     return head + text + _table("within-task", ["task", "smaller D2P", "larger gain", "agree"], rows,
                                 left=(0, 1, 2, 3))
+
+
+def _paired_section(summary: dict[str, Any]) -> str:
+    paired = summary.get("paired_vs_specialised") or []
+    head = "<h2>Paired per-case comparison with the specialised model</h2>\n"
+    if not paired:
+        return head + "<p>No per-case comparison in summary.json.</p>"
+    rows = [[p.get("task", "n/a"), p.get("encoder", "n/a"), p.get("metric", "n/a"), _int(p.get("n")),
+             _int(p.get("n_seeds")), _num(p.get("mean_difference"), "+.4g"), _ci([p.get("ci_low"), p.get("ci_high")]),
+             _num(p.get("statistic"), ".4g"), _num(p.get("p_value"), ".3g"), p.get("test", "")] for p in paired]
+    text = ("<p class='small'>Per test case, the fine-tuned VFM's value minus the specialised model's "
+            "(each case averaged over seeds first; the test cases are the same in every seed). n: cases "
+            "with a value in both models (segmentation: cases with a lesion). 95 % interval: bootstrap "
+            "over cases. Wilcoxon signed-rank test, two-sided, zero differences dropped. AUROC has no "
+            "per-case value: its row is the difference of the two AUROCs with a case-bootstrap interval."
+            "</p>\n")
+    headers = ["task", "encoder", "metric", "n cases", "seeds", "mean difference", "95 % CI", "Wilcoxon W",
+               "p", "test"]
+    return head + text + _table("paired", headers, rows, left=(0, 1, 2, 9))
 
 
 def _claims_section(summary: dict[str, Any]) -> str:

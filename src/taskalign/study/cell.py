@@ -101,13 +101,31 @@ def _fresh(out: Path) -> Path:
 
 
 @torch.no_grad()
-def pooled_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> torch.Tensor:
-    """(N, pooled_dim) float32 pooled features of preprocessed volumes."""
+def probe_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Pooled features (N, pooled_dim) and, per stage of `maps`, the spatial mean (N, C_stage) of
+    preprocessed volumes, float32, from one forward pass per batch."""
     encoder.eval()
     device = next(encoder.parameters()).device
-    feats = [encoder.forward_features(torch.from_numpy(np.stack(inputs[i:i + batch_size])).float().to(device))
-             ["pooled"].cpu() for i in range(0, len(inputs), batch_size)]
-    return torch.cat(feats).float()
+    pooled, stages = [], []
+    for i in range(0, len(inputs), batch_size):
+        out = encoder.forward_features(torch.from_numpy(np.stack(inputs[i:i + batch_size])).float().to(device))
+        pooled.append(out["pooled"].cpu())
+        stages.append([m.flatten(2).mean(2).cpu() for m in out["maps"]])   # (B, C, ...) -> (B, C)
+    per_stage = [torch.cat([b[k] for b in stages]).float() for k in range(len(stages[0]))] if stages else []
+    return torch.cat(pooled).float(), per_stage
+
+
+def pooled_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> torch.Tensor:
+    """(N, pooled_dim) float32 pooled features of preprocessed volumes."""
+    return probe_features(encoder, inputs, batch_size)[0]
+
+
+def save_probe_features(folder: Path, state: str, encoder, inputs: list[np.ndarray]) -> None:
+    """features/<state>.pt (pooled) and features/stages/<state>_<k>.pt (stage means)."""
+    pooled, stages = probe_features(encoder, inputs)
+    for k, feats in enumerate(stages):
+        io.save_tensor(folder / "features" / "stages" / f"{state}_{k}.pt", feats)
+    io.save_tensor(folder / "features" / f"{state}.pt", pooled)
 
 
 def _build_vfm(encoder_name: str, cfg: StudyConfig, data: TaskData, weights: Path | None, init_seed: int):
@@ -140,10 +158,10 @@ def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str
         g["base_lr"] = g["lr"]
     train, val, test = _splits(model.encoder.preprocess, data)
     start_state = "pretrained" if weights is not None else "random"
-    io.save_tensor(_fresh(out) / "features" / f"{start_state}.pt", pooled_features(model.encoder, test[0]))
+    save_probe_features(_fresh(out), start_state, model.encoder, test[0])
     result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
                  groups, curve_path=out / "curve.jsonl")
     end_state = "finetuned" if weights is not None else "scratch"
-    io.save_tensor(out / "features" / f"{end_state}.pt", pooled_features(model.encoder, test[0]))
+    save_probe_features(out, end_state, model.encoder, test[0])
     io.save_weights(out / "best.safetensors", model.state_dict())
     return _save_run(out, model_name, data, seed, result, {"lr": {"encoder": enc_lr, "head": head_lr}})

@@ -28,6 +28,10 @@ def write_text(path: Path, text: str) -> None:
     _atomic(Path(path), lambda p: p.write_text(text))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic(Path(path), lambda p: p.write_bytes(data))
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 

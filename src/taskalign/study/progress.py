@@ -13,7 +13,7 @@ class _StudyProgress:
         self.task = progress.add_task("study", total=None)
 
     def update(self, text: str, done: int, total: int) -> None:
-        self.progress.update(self.task, description=f"cell {done + 1}/{total}: {text}", completed=done, total=total)
+        self.progress.update(self.task, description=f"units done {done}/{total} · {text}", completed=done, total=total)
 
     def log(self, text: str) -> None:
         self.console.log(text)

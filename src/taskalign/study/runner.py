@@ -1,8 +1,10 @@
-"""Run the study grid locally: config -> cohort -> pretraining -> cells -> results -> report.
+"""Run the study grid: config -> cohort -> work units (pretraining, then specialised models and
+cells) on a backend -> results -> report.
 
-Finished runs are recognised by their `metrics.json` and skipped, so a study interrupted at any
-point resumes where it stopped with the same command. A changed configuration in an existing
-folder is refused unless `force=True`.
+Finished runs are recognised by their `metrics.json` (written last, atomically) and skipped, so a
+study interrupted at any point resumes where it stopped with the same command. A changed
+configuration in an existing folder is refused unless `force=True`; a second study started on a
+folder in use is refused (`StudyLocked`, an flock released by the kernel when the holder dies).
 """
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ import torch
 
 from taskalign.data.case import SEQUENCES, Case, body_mask
 from taskalign.study import io
-from taskalign.study.cell import TaskData, derive_seed, run_specialised, run_vfm
-from taskalign.study.cohort import Cohort, build_cohort
+from taskalign.study.cell import TaskData
+from taskalign.study.cohort import Cohort
 from taskalign.study.config import StudyConfig, config_from_dict
-from taskalign.study.pretrain_stage import ensure_pretrained
-from taskalign.tasks.base import Sample, Task, create_task
+from taskalign.study.summary import finish_study
+from taskalign.study.units import StudyInputs, plan_units
+from taskalign.tasks.base import Sample, Task
 
 
 class ConfigMismatchError(RuntimeError):
@@ -40,8 +43,13 @@ class Timer:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-            io.write_json(self.path, self.seconds)
+            self.add({name: time.perf_counter() - start})
+
+    def add(self, seconds: dict[str, float]) -> None:
+        """Add seconds per stage (e.g. what a work unit reports) and rewrite timing.json."""
+        for name, sec in seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + sec
+        io.write_json(self.path, self.seconds)
 
 
 def prepare_folder(out: Path, cfg: StudyConfig, force: bool) -> None:
@@ -93,56 +101,57 @@ def identity_reference(data: TaskData) -> dict[str, float]:
 
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[str], None] = print,
-              progress: Callable[[str, int, int], None] | None = None, report: bool = True) -> Path:
+              progress: Callable[[str, int, int], None] | None = None, report: bool = True,
+              backend: str = "local", address: str | None = None) -> Path:
     """Run (or resume) the whole study in `out`; returns the path of results.csv (and writes
-    report.html beside it unless `report=False`). `progress(text, cells_done, cells_total)` is
-    called before each cell."""
-    from taskalign.study.alignment import align_cell
-    from taskalign.study.summary import finish_study
+    report.html beside it unless `report=False`). `backend` is "local" (this process) or "ray"
+    (each work unit a Ray task; `address` the cluster's, None for a local Ray instance).
+    `progress(text, units_done, units_total)` is called as units start and finish. Raises
+    `StudyLocked` when another study runs in `out`, `ConfigMismatchError` on a changed config,
+    `UnitFailed` (after writing results.csv of the finished cells) when Ray units failed."""
+    from taskalign.study.backends import UnitFailed, create_backend
+    from taskalign.study.lock import study_lock
 
+    runner = create_backend(backend, address)
     out = Path(out)
-    prepare_folder(out, cfg, force)
-    torch.set_num_threads(cfg.train.threads)
-    timer = Timer(out / "timing.json")
-    with timer.stage("data"):
-        cohort = build_cohort(cfg.data, cache_dir=str(out / "cache"))
-        for note in cohort.notes:
-            log(note)
-        io.write_json(out / "splits.json", cohort.splits(cfg.data.data_seed))
-    weights = dict(cfg.weights)
-    for enc in cfg.encoders:
-        if enc not in weights:
-            with timer.stage(f"pretrain {enc}"):
-                weights[enc] = str(ensure_pretrained(out, enc, cfg, cohort.pretrain, log=log))
-    skipped: list[dict[str, str]] = []
-    references: dict[str, dict[str, float]] = {}
-    total, done = len(cfg.tasks) * len(cfg.seeds) * len(cfg.encoders), 0
-    for task_name in cfg.tasks:
-        task = create_task(task_name)
+    with study_lock(out):
+        prepare_folder(out, cfg, force)
+        torch.set_num_threads(cfg.train.threads)
+        timer = Timer(out / "timing.json")
         with timer.stage("data"):
-            data, reason = task_data(task, cohort, cfg.data.data_seed)
+            inputs = StudyInputs(cfg, cache_dir=out / "cache")
+            cohort = inputs.cohort
+            for note in cohort.notes:
+                log(note)
+            io.write_json(out / "splits.json", cohort.splits(cfg.data.data_seed))
+        tasks, skipped, references = _usable_tasks(cfg, inputs, timer, log)
+        pre, rest = plan_units(cfg, tasks)
+        failed = None
+        try:
+            runner.run([pre, rest], out, cfg, inputs, timer.add, log, progress)
+        except UnitFailed as err:   # the finished units are on disk: gather them, then report the failure
+            failed = err
+        with timer.stage("results"):
+            path = finish_study(out, cfg, cohort.excluded, skipped, timer.seconds, references)
+        if failed is not None:
+            raise failed
+        if report:
+            from taskalign.report import build_report
+            with timer.stage("report"):
+                build_report(out)
+    return path
+
+
+def _usable_tasks(cfg: StudyConfig, inputs: StudyInputs, timer: Timer, log) -> tuple[list, list, dict]:
+    """Tasks with data, the skipped ones with their reason, and each task's no-training floor."""
+    tasks, skipped, references = [], [], {}
+    for task_name in cfg.tasks:
+        with timer.stage("data"):
+            data, reason = inputs.task_data(task_name)
         if data is None:
             log(f"skipping task {task_name}: {reason}")
             skipped.append({"task": task_name, "reason": reason})
             continue
+        tasks.append(task_name)
         references[task_name] = identity_reference(data)
-        for seed in cfg.seeds:
-            with timer.stage("specialised"):
-                run_specialised(out, cfg, data, seed)
-            for enc in cfg.encoders:
-                if progress:
-                    progress(f"{enc} / {task_name} / seed {seed}", done, total)
-                done += 1
-                with timer.stage("scratch"):
-                    run_vfm(out, cfg, data, enc, seed, weights=None)
-                with timer.stage("fine-tune"):
-                    run_vfm(out, cfg, data, enc, seed, weights=Path(weights[enc]))
-                with timer.stage("alignment"):
-                    align_cell(out, cfg, data, enc, seed, Path(weights[enc]))
-    with timer.stage("results"):
-        path = finish_study(out, cfg, cohort.excluded, skipped, timer.seconds, references)
-    if report:
-        from taskalign.report import build_report
-        with timer.stage("report"):
-            build_report(out)
-    return path
+    return tasks, skipped, references

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from taskalign.stats import pearson, sign_agreement, spearman
+from taskalign.stats import sign_agreement
 from taskalign.study import io
+from taskalign.study.comparisons import cell_statistics, paired_vs_specialised
 from taskalign.study.config import StudyConfig
 from taskalign.study.results import cell_row, write_results
 
@@ -20,31 +21,14 @@ RESTORATION = ("distortion_correction", "super_resolution")
 SEMANTIC = ("segmentation", "classification")
 
 
-def correlations(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
-    out = []
-    for a in ALIGNMENT:
-        for o in OUTCOMES:
-            pairs = [(r[a], r[o]) for r in rows if math.isfinite(r[a]) and math.isfinite(r[o])]
-            x, y = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-            out.append({"alignment": a, "outcome": o, **correlation_with_ci(x, y, seed)})
-    return out
-
-
-def correlation_with_ci(x: np.ndarray, y: np.ndarray, seed: int, permutations: int = 10000,
-                        bootstrap: int = 2000) -> dict[str, Any]:
-    """Spearman and Pearson with n, permutation p-values and bootstrap 95 % intervals
-    (NaN where n < 3 or a variable is constant: no coefficient exists there)."""
-    nan = float("nan")
-    result: dict[str, Any] = {"n": int(len(x))}
-    for name, fn in (("spearman", spearman), ("pearson", pearson)):
-        try:
-            r = fn(x, y, permutations=permutations, bootstrap=bootstrap, seed=seed)
-            result.update({name: r.coefficient, f"{name}_p": r.p_value if r.p_value is not None else nan,
-                           f"{name}_ci": [r.ci_low if r.ci_low is not None else nan,
-                                          r.ci_high if r.ci_high is not None else nan]})
-        except ValueError as err:
-            result.update({name: nan, f"{name}_p": nan, f"{name}_ci": [nan, nan], f"{name}_note": str(err)})
-    return result
+def correlations(rows: list[dict[str, Any]], seed: int, study_dir: Path | None = None,
+                 bootstrap: int = 2000) -> list[dict[str, Any]]:
+    """Each alignment metric against each outcome over (encoder, task) cells, seeds as repeats;
+    bootstrap over seeds and, when `study_dir` holds the per-case files, test cases too
+    (`taskalign.study.correlate`)."""
+    from taskalign.study.correlate import cell_correlations
+    return cell_correlations(Path(study_dir) if study_dir else Path("/nonexistent"), rows, ALIGNMENT, OUTCOMES,
+                             seed, bootstrap=bootstrap)
 
 
 def _mean_by(rows, key_fn, field):
@@ -129,12 +113,15 @@ def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, referen
     rows = [r for t in cfg.tasks for s in cfg.seeds for e in cfg.encoders
             if (r := cell_row(out, e, t, s)) is not None]
     path = write_results(out, rows)
-    corrs = correlations(rows, seed=cfg.study_seed)
+    corrs = correlations(rows, seed=cfg.study_seed, study_dir=out)
     notes = [f"skipped task {s['task']}: {s['reason']}" for s in skipped]
     if cfg.preset in ("smoke", "quick"):
         notes.append(f"preset {cfg.preset}: small models and short training; the numbers are indicative, "
                      "use --preset standard for conclusions")
-    summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "n_cells": len(rows), "correlations": corrs,
+    summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "n_cells": len(rows),
+               "cells": cell_statistics(rows),
+               "paired_vs_specialised": paired_vs_specialised(out, rows, seed=cfg.study_seed),
+               "correlations": corrs,
                "within_task": within_task(rows), "claims": claims(rows, corrs, len(cfg.seeds)),
                "timing": timing, "references": references or {}, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
     io.write_json(out / "summary.json", summary)

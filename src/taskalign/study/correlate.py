@@ -1,0 +1,113 @@
+"""Correlations across (encoder, task) cells with seeds as repeats (DESIGN.md §6).
+
+Each point is a cell's mean over seeds. Per (alignment metric, outcome): Spearman ρ and Pearson
+r with n (cells), the permutation p-value of `taskalign.stats.correlation` on the cell means,
+and a bootstrap 95 % percentile interval that resamples seeds and test cases
+(`taskalign.study.resample`).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from scipy.stats import rankdata
+
+from taskalign.stats import correlation
+from taskalign.stats.correlation import _pearson_rows
+from taskalign.study.resample import SeedCell, load_seed_cell
+
+CellKey = tuple[str, str]
+
+
+def _cells(study_dir: Path, rows: list[dict[str, Any]]) -> dict[CellKey, dict[int, SeedCell]]:
+    cells: dict[CellKey, dict[int, SeedCell]] = {}
+    for row in rows:
+        cells.setdefault((row["encoder"], row["task"]), {})[int(row["seed"])] = load_seed_cell(study_dir, row)
+    return cells
+
+
+def _seed_mean(by_seed: dict[int, SeedCell], name: str) -> float:
+    vals = [float(c.row[name]) for c in by_seed.values() if math.isfinite(float(c.row[name]))]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def replicate_means(cells: dict[CellKey, dict[int, SeedCell]], names: Iterable[str], resamples: int,
+                    seed: int) -> tuple[dict[str, dict[CellKey, np.ndarray]], bool]:
+    """{name: {cell: (B,) seed-mean under each replicate}} and whether cases were resampled."""
+    seeds = sorted({s for by_seed in cells.values() for s in by_seed})
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(seeds), size=(resamples, len(seeds)))          # (B, K) seed indices
+    n_cases = {t: len(c.case_ids) for (_, t), by_seed in cells.items() for c in by_seed.values()
+               if c.case_ids is not None}
+    weights = {t: [rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+                   for _ in seeds] for t, n in sorted(n_cases.items())}       # per task, per draw k
+    out: dict[str, dict[CellKey, np.ndarray]] = {name: {} for name in names}
+    rows = np.arange(resamples)
+    for key, by_seed in cells.items():
+        for name in out:
+            per_draw = []
+            for k in range(len(seeds)):
+                w = weights.get(key[1], [None] * len(seeds))[k]
+                table = np.full((len(seeds), resamples), np.nan)
+                for i, s in enumerate(seeds):
+                    if s in by_seed:
+                        table[i] = by_seed[s].value(name, w if by_seed[s].case_ids is not None and
+                                                    len(by_seed[s].case_ids) == n_cases.get(key[1]) else None)
+                per_draw.append(table[drawn[:, k], rows])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN replicates stay NaN
+                out[name][key] = np.nanmean(np.stack(per_draw), axis=0)
+    return out, bool(n_cases)
+
+
+def _interval(x: np.ndarray, y: np.ndarray, method: str) -> tuple[float, float, int]:
+    """Percentile 95 % interval of the coefficient over replicate rows x, y (B, C)."""
+    ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
+    x, y = x[ok], y[ok]
+    if method == "spearman":
+        x, y = rankdata(x, axis=1), rankdata(y, axis=1)
+    r = _pearson_rows(x, y)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return math.nan, math.nan, 0
+    low, high = np.quantile(r, [0.025, 0.975])
+    return float(low), float(high), int(r.size)
+
+
+def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: Iterable[str],
+                      outcomes: Iterable[str], seed: int, permutations: int = 10000,
+                      bootstrap: int = 2000) -> list[dict[str, Any]]:
+    """One record per (alignment, outcome) (module docstring); NaN with a note where fewer than
+    three cells have both values or one of them is constant."""
+    alignment, outcomes = list(alignment), list(outcomes)
+    cells = _cells(Path(study_dir), rows)
+    reps, with_cases = replicate_means(cells, alignment + outcomes, bootstrap, seed + 1) if cells else ({}, False)
+    n_seeds = len({int(r["seed"]) for r in rows})
+    records = []
+    for a in alignment:
+        for o in outcomes:
+            keys = [k for k in cells
+                    if math.isfinite(_seed_mean(cells[k], a)) and math.isfinite(_seed_mean(cells[k], o))]
+            x = np.array([_seed_mean(cells[k], a) for k in keys])
+            y = np.array([_seed_mean(cells[k], o) for k in keys])
+            rec: dict[str, Any] = {"alignment": a, "outcome": o, "n": len(keys), "n_seeds": n_seeds,
+                                   "point": "encoder × task cell, mean over seeds",
+                                   "bootstrap": bootstrap, "permutations": permutations,
+                                   "bootstrap_over": "seeds and test cases" if with_cases else "seeds"}
+            for method in ("spearman", "pearson"):
+                try:
+                    res = correlation(x, y, method, permutations=permutations, bootstrap=0, seed=seed)
+                except ValueError as err:
+                    rec.update({method: math.nan, f"{method}_p": math.nan, f"{method}_ci": [math.nan, math.nan],
+                                f"{method}_note": str(err)})
+                    continue
+                bx = np.stack([reps[a][k] for k in keys], axis=1)
+                by = np.stack([reps[o][k] for k in keys], axis=1)
+                low, high, valid = _interval(bx, by, method)
+                rec.update({method: res.coefficient, f"{method}_p": res.p_value, f"{method}_ci": [low, high],
+                            f"{method}_bootstrap_valid": valid})
+            records.append(rec)
+    return records

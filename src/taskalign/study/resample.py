@@ -1,0 +1,144 @@
+"""Bootstrap over seeds and cases for the study's correlations (DESIGN.md §6).
+
+A point of a correlation is an (encoder, task) cell: its seed mean of an alignment metric
+against its seed mean of an outcome. One bootstrap replicate
+
+  1. draws the seeds with replacement (n_seeds of n_seeds);
+  2. for each task and each drawn seed, draws the task's test (probe) cases with replacement;
+     the draw is shared by every model of that task and seed (the comparisons stay paired);
+  3. recomputes from the stored per-case results and probe features, for each cell and drawn
+     seed: the fine-tuned and specialised test metrics (so RPG), and D2P, D2R, D2S;
+  4. averages each cell over its drawn seeds and recomputes Spearman ρ and Pearson r.
+
+Convergence epochs and CKA come from the validation curves / whole probe set, so only step 1
+moves them. Metrics: a per-case mean (Dice over cases with a lesion, PSNR, ...) under case
+weights w is Σ w_i v_i / Σ w_i over the cases with a value; AUROC is
+Σ_{i pos, j neg} w_i w_j [s_i > s_j] (ties ½) / (W_pos W_neg). MMD² (paired U-statistic,
+h_ij = k(x_i,x_j) + k(y_i,y_j) − k(x_i,y_j) − k(x_j,y_i)) is
+Σ_{i≠j} w_i w_j h_ij / Σ_{i≠j} w_i w_j over distinct cases: a case drawn twice is not paired
+with itself (that term, 2 − 2k(x_i, y_i), would bias the estimate upwards). With every weight 1
+each formula is the study's own estimate (MMD² up to the study's float32 rounding, ~1e-5
+relative). A cell whose files lack per-case values or features is resampled over seeds only.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from taskalign.align.drift import REFERENCE_SCALES
+from taskalign.align.kernels import Kernel
+from taskalign.study import io
+from taskalign.study.cell import run_dir
+from taskalign.study.outcomes import relative_gain
+
+CASE_METRICS = ("d2p", "d2r", "d2s")
+DRIFT_STATES = {"d2p": ("finetuned", "pretrained"), "d2r": ("finetuned", "random"), "d2s": ("finetuned", "scratch")}
+
+
+@dataclass
+class SeedCell:
+    """One (encoder, task, seed) row with what case resampling needs (None: not available)."""
+    row: dict[str, Any]
+    case_ids: list[str] | None = None
+    per_case: dict[str, np.ndarray] = field(default_factory=dict)   # "ft", "spec": values or scores
+    labels: np.ndarray | None = None                                  # AUROC tasks
+    h: dict[str, np.ndarray] = field(default_factory=dict)           # d2x -> (n, n), zero diagonal
+
+    def value(self, name: str, w: np.ndarray | None) -> np.ndarray | float:
+        """The row's `name` (rpg, d2p, d2r, d2s, d2p_d2r_ratio, or any other column) under case
+        weights w (B, n); w None (or nothing to resample) gives the row's own value."""
+        if w is None or self.case_ids is None:
+            return float(self.row[name])
+        if name == "rpg" and self.per_case:
+            higher = bool(self.row["higher_is_better"])
+            ft, spec = self._metric("ft", w), self._metric("spec", w)
+            return np.array([relative_gain(a, b, higher) for a, b in zip(ft, spec)])
+        if name in self.h:
+            return weighted_paired_mmd2(self.h[name], w)
+        if name == "d2p_d2r_ratio" and {"d2p", "d2r"} <= self.h.keys():
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return weighted_paired_mmd2(self.h["d2p"], w) / weighted_paired_mmd2(self.h["d2r"], w)
+        return np.full(w.shape[0], float(self.row[name]))
+
+    def _metric(self, model: str, w: np.ndarray) -> np.ndarray:
+        if self.labels is not None:
+            return weighted_auroc(self.labels, self.per_case[model], w)
+        return weighted_mean(self.per_case[model], w)
+
+
+def weighted_mean(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B,) Σ w_i v_i / Σ w_i over the finite v_i; values (n,), w (B, n)."""
+    ok = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w[:, ok] * values[ok]).sum(1) / w[:, ok].sum(1)
+
+
+def weighted_auroc(labels: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B,) AUROC of each weighted resample (NaN where a class has no weight)."""
+    pos, neg = labels == 1, labels == 0
+    s_pos, s_neg = scores[pos], scores[neg]
+    wins = (s_pos[:, None] > s_neg[None, :]) + 0.5 * (s_pos[:, None] == s_neg[None, :])   # (P, N)
+    wp, wn = w[:, pos], w[:, neg]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("bi,ij,bj->b", wp, wins, wn) / (wp.sum(1) * wn.sum(1))
+
+
+def paired_h(x: torch.Tensor, y: torch.Tensor, kernel: Kernel) -> np.ndarray:
+    """(n, n) h_ij of the paired U-statistic with a zero diagonal (module docstring)."""
+    x, y = x.double(), y.double()
+    kxx, kyy, kxy = kernel(x).numpy(), kernel(y).numpy(), kernel(x, y).numpy()
+    h = kxx + kyy - kxy - kxy.T
+    np.fill_diagonal(h, 0.0)
+    return h
+
+
+def weighted_paired_mmd2(h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B,) Σ_{i≠j} w_i w_j h_ij / Σ_{i≠j} w_i w_j (h with zero diagonal; w (B, n))."""
+    num = np.einsum("bi,ij,bj->b", w, h, w)
+    den = w.sum(1) ** 2 - (w * w).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _read_per_case(path: Path) -> dict[str, list[str]] | None:
+    if not path.exists():
+        return None
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: [r[k] for r in rows] for k in rows[0]} if rows else None
+
+
+def _floats(col: list[str]) -> np.ndarray:
+    return np.array([float(v) if v not in ("", "None") else math.nan for v in col], dtype=np.float64)
+
+
+def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
+    """A row of results.csv with its per-case values and drift h-matrices from the cell's files."""
+    cell = SeedCell(row)
+    e, t, s = row["encoder"], row["task"], int(row["seed"])
+    ft_dir, sc_dir, sp_dir = (run_dir(study_dir, m, t, s) for m in (e, f"{e}-scratch", "specialised"))
+    ft, sp = _read_per_case(ft_dir / "per_case.csv"), _read_per_case(sp_dir / "per_case.csv")
+    if ft is None or sp is None or ft["case_id"] != sp["case_id"]:
+        return cell
+    metric = row["metric"]
+    if metric == "auroc" and "logit" in ft and "logit" in sp:
+        cell.labels = _floats(ft["label"]).astype(int)
+        cell.per_case = {"ft": _floats(ft["logit"]), "spec": _floats(sp["logit"])}
+    elif metric in ft and metric in sp:
+        cell.per_case = {"ft": _floats(ft[metric]), "spec": _floats(sp[metric])}
+    cell.case_ids = list(ft["case_id"])
+    sigma = float(row.get("sigma_ref", math.nan))
+    states = ((ft_dir, ("finetuned", "pretrained")), (sc_dir, ("random", "scratch")))
+    paths = {state: d / "features" / f"{state}.pt" for d, names in states for state in names}
+    if math.isfinite(sigma) and sigma > 0 and all(p.exists() for p in paths.values()):
+        kernel = Kernel("rbf", tuple(sc * sigma for sc in REFERENCE_SCALES), "reference kernel (bootstrap)")
+        feats = {state: io.load_tensor(p) for state, p in paths.items()}
+        if all(f.shape[0] == len(cell.case_ids) for f in feats.values()):
+            cell.h = {name: paired_h(feats[a], feats[b], kernel) for name, (a, b) in DRIFT_STATES.items()}
+    return cell

@@ -73,6 +73,13 @@ def neighbour_stack(x: torch.Tensor, slices: torch.Tensor) -> torch.Tensor:
     return x[:, :, index]
 
 
+def check_sequences(input_sequences: tuple[str, ...]) -> None:
+    """ValueError unless `input_sequences` are distinct names from SEQUENCES (at least one)."""
+    unknown = [s for s in input_sequences if s not in SEQUENCES]
+    if not input_sequences or unknown or len(set(input_sequences)) != len(input_sequences):
+        raise ValueError(f"input_sequences {input_sequences!r} must be distinct names from {SEQUENCES} (at least one)")
+
+
 class ProViCNetEncoder(Encoder):
     """2.5D ProViCNet encoder; holds `backbone` (DINOv2 ViT), `axis_pos`, `axis_max`, `seq_embed`."""
 
@@ -81,11 +88,7 @@ class ProViCNetEncoder(Encoder):
 
     def __init__(self, cfg: ProViCNetConfig, input_sequences: tuple[str, ...] = SEQUENCES) -> None:
         super().__init__()
-        unknown = [s for s in input_sequences if s not in SEQUENCES]
-        if not input_sequences or unknown or len(set(input_sequences)) != len(input_sequences):
-            raise ValueError(
-                f"input_sequences {input_sequences!r} must be distinct names from {SEQUENCES} (at least one)"
-            )
+        check_sequences(input_sequences)
         if len(cfg.map_blocks) != NUM_MAPS or not all(1 <= b <= cfg.vit.depth for b in cfg.map_blocks):
             raise ValueError(f"map_blocks {cfg.map_blocks} must be {NUM_MAPS} block numbers in 1..{cfg.vit.depth}")
         self.cfg = cfg

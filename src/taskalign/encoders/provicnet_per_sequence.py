@@ -17,7 +17,7 @@ from torch import nn
 
 from taskalign.data.case import SEQUENCES
 from taskalign.encoders.base import Encoder, MapInfo
-from taskalign.encoders.provicnet import NUM_MAPS, ProViCNetConfig, ProViCNetEncoder
+from taskalign.encoders.provicnet import NUM_MAPS, ProViCNetConfig, ProViCNetEncoder, check_sequences
 
 
 class ProViCNetPerSequence(Encoder):
@@ -29,11 +29,7 @@ class ProViCNetPerSequence(Encoder):
 
     def __init__(self, cfg: ProViCNetConfig, input_sequences: tuple[str, ...] = SEQUENCES) -> None:
         super().__init__()
-        unknown = [s for s in input_sequences if s not in SEQUENCES]
-        if not input_sequences or unknown or len(set(input_sequences)) != len(input_sequences):
-            raise ValueError(
-                f"input_sequences {input_sequences!r} must be distinct names from {SEQUENCES} (at least one)"
-            )
+        check_sequences(input_sequences)
         self.cfg = replace(cfg, sequence_token=False)
         self.input_sequences = tuple(input_sequences)
         self.sequences = nn.ModuleDict({s: ProViCNetEncoder(self.cfg, (s,)) for s in self.input_sequences})

@@ -215,6 +215,16 @@ def pretrain_fcmae(encoder: ConvNeXtV2, cases: list[Case], steps: int, batch_siz
     AdamW betas (0.9, 0.95) with weight decay 0.05, warmup + cosine); returns the loss per step.
     The decoder is discarded. Everything random derives from `seed`; the caller's RNG state is
     restored afterwards."""
+    decoder_dim = DECODER_DIMS.get(encoder.size, min(512, encoder.pooled_dim))
+    return train_masked(encoder, lambda: FCMAE(encoder, decoder_dim=decoder_dim), cases, steps, batch_size, lr,
+                        seed, progress)
+
+
+def train_masked(encoder: nn.Module, build: Callable[[], nn.Module], cases: list[Case], steps: int,
+                 batch_size: int, lr: float, seed: int, progress: Callable[[int, float], None] | None) -> list[float]:
+    """The masked-reconstruction loop FCMAE and MAE share: `build()` wraps `encoder` with its
+    decoder (built under `seed`), then `steps` steps on `cases`; the caller's RNG state and the
+    encoder's train/eval mode are restored; returns the loss per step."""
     _check_cases(encoder, cases, steps, batch_size, lr)
     device = next(encoder.parameters()).device
     on_accelerator = device.type != "cpu"
@@ -224,8 +234,7 @@ def pretrain_fcmae(encoder: ConvNeXtV2, cases: list[Case], steps: int, batch_siz
     with torch.random.fork_rng(devices=[device] if on_accelerator else [],
                                device_type=device.type if on_accelerator else "cuda"):
         torch.manual_seed(seed)
-        decoder_dim = DECODER_DIMS.get(encoder.size, min(512, encoder.pooled_dim))
-        model = FCMAE(encoder, decoder_dim=decoder_dim).to(device).train()
+        model = build().to(device).train()
         model.grid(cases[0].shape)  # a grid too small to mask fails here, before any work
         try:
             return _train_steps(model, _Cohort(encoder, cases, np.random.default_rng(seed)), steps, batch_size, lr, progress)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from taskalign.data.case import Case
 from taskalign.encoders.base import register_pretrainer
 from taskalign.encoders.mae_vit3d import Block3D, MAEViT3D, sincos_3d
-from taskalign.pretrain.fcmae import _check_cases, _Cohort, _train_steps, patchify, random_masking
+from taskalign.pretrain.fcmae import patchify, random_masking, train_masked
 
 DECODERS = {"micro": (96, 1, 3), "tiny": (192, 2, 6), "paper": (384, 8, 16)}  # (dim, depth, heads)
 
@@ -102,17 +101,6 @@ def pretrain_mae(encoder: MAEViT3D, cases: list[Case], steps: int, batch_size: i
                  progress: Callable[[int, float], None] | None = None) -> list[float]:
     """Train `encoder` in place with MAE on `cases` (FCMAE's batches, optimiser and schedule);
     returns the loss per step; the decoder is discarded; the caller's RNG state is restored."""
-    _check_cases(encoder, cases, steps, batch_size, lr)
-    device = next(encoder.parameters()).device
-    on_accelerator = device.type != "cpu"
-    was_training = encoder.training
-    with torch.random.fork_rng(devices=[device] if on_accelerator else [],
-                               device_type=device.type if on_accelerator else "cuda"):
-        torch.manual_seed(seed)
-        dim, depth, heads = DECODERS.get(encoder.size, DECODERS["micro"])
-        model = MAE3D(encoder, dim, depth, heads).to(device).train()
-        model.grid(cases[0].shape)
-        try:
-            return _train_steps(model, _Cohort(encoder, cases, np.random.default_rng(seed)), steps, batch_size, lr, progress)
-        finally:
-            encoder.train(was_training)
+    dim, depth, heads = DECODERS.get(encoder.size, DECODERS["micro"])
+    return train_masked(encoder, lambda: MAE3D(encoder, dim, depth, heads), cases, steps, batch_size, lr, seed,
+                        progress)

@@ -11,7 +11,6 @@ Every model predicts a residual on `base`; predicting `base` itself is the ident
 """
 from __future__ import annotations
 
-import numpy as np
 
 from taskalign.data.case import Case, body_mask
 from taskalign.data.degrade import downsample_through_plane

@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/phantom.py
 	$(PY) bench/mmd.py
 	$(PY) bench/real_io.py
+	$(PY) bench/host_memory.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -135,9 +135,9 @@ def _summary(rows, preset, seeds, timing, claim_text) -> dict:
             r, r_p = stats.pearsonr(x, y)
             correlations.append({"alignment": alignment, "outcome": outcome, "n": len(pairs),
                                  "spearman": float(rho), "spearman_p": float(rho_p),
-                                 "spearman_ci": _ci(float(rho)),
+                                 "spearman_ci": _ci(float(rho)), "spearman_ci_cells": _ci(float(rho), 0.5),
                                  "pearson": float(r), "pearson_p": float(r_p),
-                                 "pearson_ci": _ci(float(r))})
+                                 "pearson_ci": _ci(float(r)), "pearson_ci_cells": _ci(float(r), 0.5)})
     correlations[-1]["spearman_p"] = math.nan  # a statistic the study could not compute
     within = [{"task": t, "smaller_d2p": "profound_conv" if t in TASKS[2:4] else "provicnet",
                "larger_gain": "profound_conv" if t in TASKS[2:] else "provicnet",
@@ -161,8 +161,8 @@ def _summary(rows, preset, seeds, timing, claim_text) -> dict:
             "notes": ["Convergence is censored at the last epoch for cells that never reached the target."]}
 
 
-def _ci(coef: float) -> list[float]:
-    return [max(-1.0, coef - 0.3), min(1.0, coef + 0.3)]
+def _ci(coef: float, half_width: float = 0.3) -> list[float]:
+    return [max(-1.0, coef - half_width), min(1.0, coef + half_width)]
 
 
 def _dump(path: Path, obj: dict) -> None:

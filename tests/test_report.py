@@ -116,8 +116,10 @@ def test_correlation_rows_carry_n_and_p_and_interval(two_seeds):
     for corr, row in zip(summary["correlations"], rows):
         assert row[:3] == [corr["alignment"], corr["outcome"], str(corr["n"])]
         p = corr["spearman_p"]
-        assert row[5] == (format(p, ".3g") if math.isfinite(p) else "n/a")
-        assert row[4].startswith("[") and row[4].endswith("]")
+        assert row[6] == (format(p, ".3g") if math.isfinite(p) else "n/a")
+        cells, measurement = corr["spearman_ci_cells"], corr["spearman_ci"]
+        assert row[4] == f"[{cells[0]:.3f}, {cells[1]:.3f}]"        # cells resampled first, then
+        assert row[5] == f"[{measurement[0]:.3f}, {measurement[1]:.3f}]"   # seeds and cases only
     within = reader.tables["within-task"]
     assert [r[0] for r in within] == [t["task"] for t in summary["within_task"]["tasks"]]
 
@@ -131,7 +133,7 @@ def test_nan_and_single_seed_read_na_without_error_bars(one_seed_nan):
     assert any(r[9].startswith(">") for r in rows.values())         # a censored convergence epoch
     assert "results-mean" not in reader.tables                     # one seed: nothing to average
     corr = {(r[0], r[1]): r for r in reader.tables["correlations"]}
-    assert corr[("cka_pretrained", "convergence_epoch")][5] == "n/a"  # NaN p-value in summary.json
+    assert corr[("cka_pretrained", "convergence_epoch")][6] == "n/a"  # NaN p-value in summary.json
 
 
 def test_rpg_bars_draw_error_bars_only_with_several_seeds(one_seed_nan, two_seeds, tmp_path):

@@ -169,17 +169,21 @@ def _correlation_section(summary: dict[str, Any]) -> str:
     head = ("<h2>Correlations across encoder × task cells</h2>\n<p class='small'>From summary.json: "
             f"{_e(summary.get('n_cells', 'n/a'))} result row(s). Each point is one encoder × task cell, "
             f"its mean over {_e(seeds if seeds is not None else 'n/a')} seed(s) (seeds are repeats, not "
-            "extra points); n counts the cells. p: permutation test on the cell means; 95 % interval: "
-            f"percentile bootstrap resampling {_e(over)} ({_e(first.get('bootstrap', 'n/a'))} replicates). "
+            "extra points); n counts the cells. p: permutation test on the cell means. Two percentile "
+            f"bootstrap 95 % intervals ({_e(first.get('bootstrap', 'n/a'))} replicates): “cells” resamples "
+            f"the cells and, within each, {_e(over)} (would the association hold for other such cells? "
+            "the question p answers); “measurement” resamples only "
+            f"{_e(over)} with the cells fixed (how well these cells' values are known). "
             "Cells cluster by encoder and by task, so read them with the within-task view below.</p>\n")
     if not corr:
         return head + "<p>No correlations in summary.json.</p>"
     rows = [[c.get("alignment", "n/a"), c.get("outcome", "n/a"), _int(c.get("n")),
-             _num(c.get("spearman"), ".3f"), _ci(c.get("spearman_ci")), _num(c.get("spearman_p"), ".3g"),
-             _num(c.get("pearson"), ".3f"), _ci(c.get("pearson_ci")), _num(c.get("pearson_p"), ".3g")]
+             _num(c.get("spearman"), ".3f"), _ci(c.get("spearman_ci_cells")), _ci(c.get("spearman_ci")),
+             _num(c.get("spearman_p"), ".3g"), _num(c.get("pearson"), ".3f"), _ci(c.get("pearson_ci_cells")),
+             _ci(c.get("pearson_ci")), _num(c.get("pearson_p"), ".3g")]
             for c in corr]
-    headers = ["alignment", "outcome", "n", "Spearman ρ", "ρ 95 % CI", "p (Spearman)", "Pearson r",
-               "r 95 % CI", "p (Pearson)"]
+    headers = ["alignment", "outcome", "n", "Spearman ρ", "ρ 95 % CI (cells)", "ρ 95 % CI (measurement)",
+               "p (Spearman)", "Pearson r", "r 95 % CI (cells)", "r 95 % CI (measurement)", "p (Pearson)"]
     return head + _table("correlations", headers, rows, left=(0, 1))
 
 

@@ -156,10 +156,11 @@ def plot_alignment_scatter(rows: list[dict[str, Any]], x: str, y: str,
 
 
 def correlation_text(corr: dict[str, Any] | None) -> str:
-    """'Spearman ρ = −0.71 [95 % CI −0.93, −0.20], p = 0.021, n = 10' (never a bare coefficient)."""
+    """'Spearman ρ = −0.71 [95 % CI −0.93, −0.20], p = 0.021, n = 10' (never a bare coefficient).
+    The interval resamples the cells (`spearman_ci_cells`) where summary.json has it."""
     if not corr:
         return "Spearman ρ: not in summary.json"
-    lo, hi = (list(corr.get("spearman_ci") or []) + [math.nan, math.nan])[:2]
+    lo, hi = (list(corr.get("spearman_ci_cells") or corr.get("spearman_ci") or []) + [math.nan, math.nan])[:2]
     return (f"Spearman ρ = {_g(corr.get('spearman'))} [95 % CI {_g(lo)}, {_g(hi)}], "
             f"p = {_g(corr.get('spearman_p'))}, n = {corr.get('n', 'n/a')}")
 

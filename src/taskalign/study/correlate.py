@@ -2,8 +2,13 @@
 
 Each point is a cell's mean over seeds. Per (alignment metric, outcome): Spearman ρ and Pearson
 r with n (cells), the permutation p-value of `taskalign.stats.correlation` on the cell means,
-and a bootstrap 95 % percentile interval that resamples seeds and test cases
-(`taskalign.study.resample`).
+and two bootstrap 95 % percentile intervals:
+
+  `{method}_ci`        seeds and test cases resampled (`taskalign.study.resample`), the cells
+                       held fixed: how well these cells' values are measured;
+  `{method}_ci_cells`  the cells resampled too (n of n with replacement, each drawn cell at its
+                       own seed-and-case replicate): whether the association would hold for
+                       other cells like these, the question the permutation p answers.
 """
 from __future__ import annotations
 
@@ -77,6 +82,15 @@ def _interval(x: np.ndarray, y: np.ndarray, method: str) -> tuple[float, float, 
     return float(low), float(high), int(r.size)
 
 
+def cell_interval(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> tuple[float, float, int]:
+    """`_interval` with the cells (columns) drawn with replacement in every replicate row:
+    x, y (B, C) replicate values; row b uses the same draw of C columns for x and y."""
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, x.shape[1], size=x.shape)
+    rows = np.arange(x.shape[0])[:, None]
+    return _interval(x[rows, pick], y[rows, pick], method)
+
+
 def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: Iterable[str],
                       outcomes: Iterable[str], seed: int, permutations: int = 10000,
                       bootstrap: int = 2000) -> list[dict[str, Any]]:
@@ -107,7 +121,9 @@ def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: It
                 bx = np.stack([reps[a][k] for k in keys], axis=1)
                 by = np.stack([reps[o][k] for k in keys], axis=1)
                 low, high, valid = _interval(bx, by, method)
+                c_low, c_high, c_valid = cell_interval(bx, by, method, seed + 2)
                 rec.update({method: res.coefficient, f"{method}_p": res.p_value, f"{method}_ci": [low, high],
-                            f"{method}_bootstrap_valid": valid})
+                            f"{method}_bootstrap_valid": valid, f"{method}_ci_cells": [c_low, c_high],
+                            f"{method}_bootstrap_cells_valid": c_valid})
             records.append(rec)
     return records

@@ -5,6 +5,7 @@ import torch
 
 from taskalign.align import (REFERENCE_SCALES, DriftResult, Kernel, drift, drift_profiles, drift_ratio,
                              layer_profile, linear_cka, mmd2, reference_kernel, reference_kernels)
+from taskalign.align.drift import saturation
 
 
 
@@ -116,3 +117,39 @@ def test_large_drift_states_its_p_value_method():
     assert "subsample" in res.p_value_method and res.p_value < 0.05
     dense = drift(finetuned, pretrained, kern, permutations=0)
     assert res.mmd2 == pytest.approx(dense.mmd2, rel=1e-5)
+
+
+# ---- saturation: when MMD² has hit its ceiling --------------------------------------------------
+
+def test_saturation_is_one_minus_across_over_within_by_brute_force():
+    a, b = feats(12, 5, 7), feats(12, 5, 8) + 0.4
+    kern = reference_kernel(a)
+    k = lambda u, v: float(kern(u[None].double(), v[None].double())[0, 0])  # noqa: E731
+    n = len(a)
+    within = sum(k(a[i], a[j]) + k(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    across = sum(k(a[i], b[j]) + k(a[j], b[i]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    res = drift(a, b, kern, permutations=0)
+    assert res.saturation == pytest.approx(1 - across / within, rel=1e-9)
+    assert res.mmd2 == pytest.approx(within - across, rel=1e-4)          # MMD² = W − C, W its ceiling
+    assert saturation(a, b, kern) == res.saturation
+
+
+def test_saturated_mmd2_ranks_spread_not_distance():
+    """Two states 40 σ_ref and 80 σ_ref away from a tight one: both MMD² sit at their ceilings,
+    and the *nearer* but tighter state gets the larger value. Saturation flags both."""
+    anchor = 0.05 * feats(40, 8, 1)
+    kern = reference_kernel(anchor)
+    sigma = kern.bandwidths[REFERENCE_SCALES.index(1.0)]
+    near_tight = anchor + 40 * sigma
+    far_spread = 2.0 * anchor + 80 * sigma
+    d_near, d_far = drift(anchor, near_tight, kern, permutations=0), drift(anchor, far_spread, kern, permutations=0)
+    assert d_near.saturation > 0.999 and d_far.saturation > 0.999
+    assert d_near.mmd2 > d_far.mmd2                                       # the artefact saturation warns of
+    close = drift(anchor, anchor + 0.1 * sigma * feats(40, 8, 2), kern, permutations=0)
+    assert close.saturation < 0.2
+
+
+def test_saturation_needs_paired_sets():
+    kern = reference_kernel(feats(10, 4, 1))
+    with pytest.raises(ValueError, match="saturation needs"):
+        saturation(feats(10, 4, 1), feats(9, 4, 2), kern)

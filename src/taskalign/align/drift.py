@@ -10,6 +10,12 @@ within pairs. The kernel is fixed per encoder (and per layer) by `reference_kern
 
 so every D2x of that encoder, on every task, uses one kernel and values compare across tasks.
 
+Saturation. With W = mean_{i≠j} [k(a_i,a_j) + k(b_i,b_j)] (similarity within each state) and
+C = mean_{i≠j} [k(a_i,b_j) + k(a_j,b_i)] (across states), the paired estimate is MMD² = W − C,
+and W is its ceiling (k ≥ 0). `saturation = MMD² / W`: near 1 the two states share no kernel
+mass, i.e. they are many σ_ref apart; the value then measures W, how tight each state's features
+are, not how far apart the states are, and two D2x at saturation do not rank distances.
+
     kernels = reference_kernels(pretrained_banks)                 # {layer: Kernel}
     d2p = layer_profile(finetuned_banks, pretrained_banks, kernels, permutations=1000)
     D2P = drift(fine-tuned, pretrained);  D2R = drift(fine-tuned, random init);
@@ -30,6 +36,7 @@ from taskalign.align.mmd import mmd2
 
 REFERENCE_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 DRIFT_NAMES = ("D2P", "D2R", "D2S")
+SATURATION_MAX_N = 4096          # saturation needs three dense n × n kernel matrices
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class DriftResult:
     seed: int = 0
     p_value_method: str = "none"
     cka: float | None = None   # debiased linear CKA between the same pairs (DESIGN §6)
+    saturation: float | None = None   # MMD² / its ceiling W (module docstring); None above SATURATION_MAX_N
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -69,6 +77,21 @@ def reference_kernels(pretrained_banks: Mapping[str, "torch.Tensor"], **kwargs) 
     return {layer: reference_kernel(features, **kwargs) for layer, features in pretrained_banks.items()}
 
 
+def saturation(features_a, features_b, kernel: Kernel) -> float:
+    """MMD² / W of the paired estimate (module docstring): 1 − C / W, with the diagonals i = j
+    left out of both means like the estimator does. features (n, d) of the same n images, n ≥ 2."""
+    a = as_features(features_a, "features_a").double()
+    b = as_features(features_b, "features_b").double()
+    if a.shape != b.shape or a.shape[0] < 2:
+        raise ValueError(f"saturation needs two (n, d) feature sets of one shape with n >= 2, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    off = ~torch.eye(a.shape[0], dtype=torch.bool)
+    kab = kernel(a, b)
+    within = (kernel(a)[off].mean() + kernel(b)[off].mean()).item()
+    across = (kab[off].mean() + kab.T[off].mean()).item()
+    return 1.0 - across / within if within > 0 else float("nan")
+
+
 def drift(features_a, features_b, kernel: Kernel, permutations: int = 1000, seed: int = 0, *,
           p_value_method: str = "auto", max_kernel_entries: int = DEFAULT_MAX_KERNEL_ENTRIES,
           with_cka: bool = True) -> DriftResult:
@@ -83,8 +106,9 @@ def drift(features_a, features_b, kernel: Kernel, permutations: int = 1000, seed
     res = mmd2(features_a, features_b, kernel=kernel, estimator="paired-u", permutations=permutations,
                seed=seed, p_value_method=p_value_method, max_kernel_entries=max_kernel_entries)
     cka_value = linear_cka(features_a, features_b) if with_cka and res.n_x >= 4 else None
+    sat = saturation(features_a, features_b, kernel) if 2 <= res.n_x <= SATURATION_MAX_N else None
     return DriftResult(res.mmd2, res.p_value, res.n_x, res.bandwidths, res.estimator, permutations, seed,
-                       res.p_value_method, cka_value)
+                       res.p_value_method, cka_value, sat)
 
 
 def layer_profile(banks_a: Mapping[str, "torch.Tensor"], banks_b: Mapping[str, "torch.Tensor"],

@@ -75,7 +75,7 @@ def align_cell(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: 
         res = drift(feats["finetuned"], feats[other], kernel, permutations=cfg.align.permutations, seed=seed_perm,
                     with_cka=False)
         record[name] = {"mmd2": float(res.mmd2), "p_value": float(res.p_value), "n": int(res.n),
-                        "p_value_method": res.p_value_method}
+                        "p_value_method": res.p_value_method, "saturation": res.saturation}
     record["cka"] = {other: float(linear_cka(feats["finetuned"], feats[other]))
                      for other in ("pretrained", "random", "scratch")}
     record["layers"] = layer_profile(ft_dir, ref_stages)

@@ -17,7 +17,9 @@ COLUMNS = [
     "gain_over_scratch", "convergence_epoch", "convergence_censored", "scratch_convergence_epoch",
     "specialised_convergence_epoch", "self_convergence_epoch", "epochs", "d2p", "d2r", "d2s", "d2p_d2r_ratio",
     "d2p_p", "d2r_p", "d2s_p", "cka_pretrained", "cka_random", "cka_scratch", "n_probe", "sigma_ref",
+    "d2p_saturation", "d2r_saturation", "d2s_saturation",
 ]
+SATURATED = 0.9   # a D2x at >= 90 % of its ceiling measures feature spread, not distance (align.drift)
 
 
 def read_curve(path: Path) -> list[float]:
@@ -60,7 +62,25 @@ def cell_row(study_dir: Path, encoder: str, task: str, seed: int) -> dict[str, A
         "d2p_p": align["d2p"]["p_value"], "d2r_p": align["d2r"]["p_value"], "d2s_p": align["d2s"]["p_value"],
         "cka_pretrained": align["cka"]["pretrained"], "cka_random": align["cka"]["random"],
         "cka_scratch": align["cka"]["scratch"], "n_probe": align["n_probe"], "sigma_ref": align["sigma_ref"],
+        **{f"{d}_saturation": _saturation(align[d]) for d in ("d2p", "d2r", "d2s")},
     }
+
+
+def _saturation(record: dict[str, Any]) -> float:
+    value = record.get("saturation")          # absent in folders written before the field
+    return float(value) if value is not None else float("nan")
+
+
+def saturation_note(rows: list[dict[str, Any]]) -> str | None:
+    """One line naming the cells whose D2x are saturated (>= SATURATED of their ceiling), or None."""
+    hits = [f"{r['encoder']}/{r['task']}/seed{r['seed']} " + ",".join(
+                d.upper() for d in ("d2p", "d2r", "d2s") if float(r[f"{d}_saturation"]) >= SATURATED)
+            for r in rows if any(float(r[f"{d}_saturation"]) >= SATURATED for d in ("d2p", "d2r", "d2s"))]
+    if not hits:
+        return None
+    return (f"MMD² at >= {SATURATED:.0%} of its ceiling (the two feature states share almost no kernel mass, so "
+            f"the value measures how tight each state is, not how far apart they are; compare such D2x "
+            f"with care): {'; '.join(hits)}")
 
 
 def write_results(study_dir: Path, rows: list[dict[str, Any]]) -> Path:

@@ -13,7 +13,7 @@ from taskalign.stats import sign_agreement
 from taskalign.study import io
 from taskalign.study.comparisons import cell_statistics, paired_vs_specialised
 from taskalign.study.config import StudyConfig
-from taskalign.study.results import cell_row, write_results
+from taskalign.study.results import cell_row, saturation_note, write_results
 
 ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained")
 OUTCOMES = ("rpg", "convergence_epoch")
@@ -115,6 +115,8 @@ def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, referen
     path = write_results(out, rows)
     corrs = correlations(rows, seed=cfg.study_seed, study_dir=out)
     notes = [f"skipped task {s['task']}: {s['reason']}" for s in skipped]
+    if (saturated := saturation_note(rows)) is not None:
+        notes.append(saturated)
     if cfg.preset in ("smoke", "quick"):
         notes.append(f"preset {cfg.preset}: small models and short training; the numbers are indicative, "
                      "use --preset standard for conclusions")

@@ -91,13 +91,23 @@ def task_data(task: Task, cohort: Cohort, data_seed: int) -> tuple[TaskData | No
 
 
 def identity_reference(data: TaskData) -> dict[str, float]:
-    """The task's floor without any training, on the test split: the residual base itself
-    (degraded / distorted input) for image tasks that have one, else nothing."""
+    """The task's floors without any training, on the test split, for image tasks:
+    `identity_*` returns the residual base itself (degraded / distorted input) where the task has
+    one; `mean_target_*` predicts every test case as the voxel-wise mean of the training targets
+    (what a model that ignores its input can reach). Other tasks: nothing."""
     task, test = data.task, data.test
-    if task.kind != "image" or any(s.base is None for s in test):
+    if task.kind != "image":
         return {}
-    metrics, _ = task.evaluate([s.base.copy() for s in test], test)
-    return {f"identity_{k}": float(v) for k, v in metrics.items()}
+    out: dict[str, float] = {}
+    if all(s.base is not None for s in test):
+        metrics, _ = task.evaluate([s.base.copy() for s in test], test)
+        out.update({f"identity_{k}": float(v) for k, v in metrics.items()})
+    targets = [np.asarray(s.target, dtype=np.float32) for s in data.train]
+    if targets and len({t.shape for t in targets} | {np.shape(s.target) for s in test}) == 1:
+        mean = np.mean(targets, axis=0)
+        metrics, _ = task.evaluate([mean.copy() for _ in test], test)
+        out.update({f"mean_target_{k}": float(v) for k, v in metrics.items()})
+    return out
 
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[str], None] = print,

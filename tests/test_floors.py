@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from taskalign.study.config import preset
-from taskalign.study.runner import identity_reference
+from taskalign.study.runner import no_training_floors
 from taskalign.study.units import StudyInputs
 
 
@@ -16,7 +16,7 @@ def inputs():
 
 def test_synthesis_gets_a_mean_target_floor(inputs):
     data, _ = inputs.task_data("synthesis")
-    floors = identity_reference(data)
+    floors = no_training_floors(data)
     assert not any(k.startswith("identity_") for k in floors)          # T2w in, ADC out: no identity
     assert math.isfinite(floors["mean_target_psnr"]) and 0 < floors["mean_target_ssim"] < 1
     # the floor predicts the training mean for every case: a test case equal to it would score inf
@@ -26,9 +26,9 @@ def test_synthesis_gets_a_mean_target_floor(inputs):
 
 def test_degraded_input_beats_the_mean_image_on_restoration_tasks(inputs):
     for task in ("super_resolution", "distortion_correction"):
-        floors = identity_reference(inputs.task_data(task)[0])
+        floors = no_training_floors(inputs.task_data(task)[0])
         assert floors["identity_psnr"] > floors["mean_target_psnr"], task
 
 
 def test_semantic_tasks_have_no_image_floor(inputs):
-    assert identity_reference(inputs.task_data("segmentation")[0]) == {}
+    assert no_training_floors(inputs.task_data("segmentation")[0]) == {}

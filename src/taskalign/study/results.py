@@ -73,9 +73,11 @@ def _saturation(record: dict[str, Any]) -> float:
 
 def saturation_note(rows: list[dict[str, Any]]) -> str | None:
     """One line naming the cells whose D2x are saturated (>= SATURATED of their ceiling), or None."""
-    hits = [f"{r['encoder']}/{r['task']}/seed{r['seed']} " + ",".join(
-                d.upper() for d in ("d2p", "d2r", "d2s") if float(r[f"{d}_saturation"]) >= SATURATED)
-            for r in rows if any(float(r[f"{d}_saturation"]) >= SATURATED for d in ("d2p", "d2r", "d2s"))]
+    hits = []
+    for r in rows:
+        names = [d.upper() for d in ("d2p", "d2r", "d2s") if float(r[f"{d}_saturation"]) >= SATURATED]
+        if names:
+            hits.append(f"{r['encoder']}/{r['task']}/seed{r['seed']} {','.join(names)}")
     if not hits:
         return None
     return (f"MMD² at >= {SATURATED:.0%} of its ceiling (the two feature states share almost no kernel mass, so "

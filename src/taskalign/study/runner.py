@@ -90,7 +90,7 @@ def task_data(task: Task, cohort: Cohort, data_seed: int) -> tuple[TaskData | No
                     reference_samples(cohort.reference, task)), None
 
 
-def identity_reference(data: TaskData) -> dict[str, float]:
+def no_training_floors(data: TaskData) -> dict[str, float]:
     """The task's floors without any training, on the test split, for image tasks:
     `identity_*` returns the residual base itself (degraded / distorted input) where the task has
     one; `mean_target_*` predicts every test case as the voxel-wise mean of the training targets
@@ -163,5 +163,5 @@ def _usable_tasks(cfg: StudyConfig, inputs: StudyInputs, timer: Timer, log) -> t
             skipped.append({"task": task_name, "reason": reason})
             continue
         tasks.append(task_name)
-        references[task_name] = identity_reference(data)
+        references[task_name] = no_training_floors(data)
     return tasks, skipped, references

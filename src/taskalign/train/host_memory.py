@@ -3,9 +3,9 @@
 glibc's malloc serves every block above `M_MMAP_THRESHOLD` with its own `mmap` and unmaps it on
 `free`. A CPU training step allocates and frees its activations (a few MB each) anew, so without
 this every step faults each of their pages in again and the kernel zeroes them: about 100,000 to
-130,000 minor faults per step of the quick grid's specialised DynUNet (batch 4 of 3 × 16 × 48 × 48),
-about 1,000 with the setting below, and the step ~20 % faster (`bench/host_memory.py` measures
-both side by side). Numbers do not change: only where freed memory goes.
+140,000 minor faults per step of the quick grid's specialised DynUNet (batch 4 of 3 × 16 × 48 × 48),
+about 1,000 with the setting below, and the step 0.73× as long in one measurement (`bench/host_memory.py`
+measures both side by side). Numbers do not change: only where freed memory goes.
 
 The setting raises the mmap threshold to 32 MiB (glibc's ceiling on 64-bit; larger tensors are
 still mapped and unmapped as before) and the trim threshold to 1 GiB, so freed blocks are reused

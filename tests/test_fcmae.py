@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from taskalign.data.case import Case
-from taskalign.encoders.base import PRETRAINERS
+from taskalign.pretrain import PRETRAINERS
 from taskalign.encoders.convnextv2 import create_profound_conv
-from taskalign.pretrain.fcmae import (FCMAE, _Cohort, patchify, pretrain_fcmae, random_masking, unpatchify,
-                                      upsample_mask, warmup_cosine_lr)
+from taskalign.optim import cosine_schedule
+from taskalign.pretrain.fcmae import (FCMAE, VolumeBank, patchify, pretrain_fcmae, random_masking, unpatchify,
+                                      upsample_mask)
 
 QUICK = (16, 48, 48)  # patch grid (2, 3, 3) at micro
 
@@ -106,7 +107,7 @@ def test_paper_decoder_layout():
 
 
 def test_warmup_cosine_schedule():
-    lrs = [warmup_cosine_lr(s, 100, 1e-3, 10) for s in range(100)]
+    lrs = [cosine_schedule(s, 100, 1e-3, 0.0, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10])) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lrs[-1] < 1e-5
@@ -155,12 +156,13 @@ def test_pretraining_is_seeded_and_keeps_the_encoder_mode():
 
 def test_cohort_batches_do_not_depend_on_caching():
     encoder, cases = create_profound_conv("micro"), _structured_cases(5)
-    cached = _Cohort(encoder, cases, np.random.default_rng(3))
-    uncached = _Cohort(encoder, cases, np.random.default_rng(3), cache_bytes=0)
+    cached = VolumeBank(encoder, cases)
+    uncached = VolumeBank(encoder, cases, cache_bytes=0)
     assert cached.cache is not None and uncached.cache is None
+    ga, gb = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for _ in range(3):
-        a, b = cached.batch(4), uncached.batch(4)
-        assert a.shape == (4, 3, 8, 32, 32) and np.array_equal(a, b)
+        a, b = cached.batch(4, ga), uncached.batch(4, gb)
+        assert a.shape == (4, 3, 8, 32, 32) and torch.equal(a, b)
 
 
 def test_pretraining_stops_on_a_non_finite_loss():

@@ -11,7 +11,7 @@ import torch
 
 from taskalign import create_encoder
 from taskalign.data.case import Case
-from taskalign.encoders.base import PRETRAINERS
+from taskalign.pretrain import PRETRAINERS
 from taskalign.encoders.mae_vit3d import MAEViT3D, sincos_3d
 from taskalign.encoders.weights import CheckpointNote
 from taskalign.encoders.weights.inspection import inspect_checkpoint

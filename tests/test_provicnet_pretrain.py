@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from taskalign.data.case import Case
-from taskalign.encoders.base import PRETRAINERS
+from taskalign.pretrain import PRETRAINERS
 from taskalign.encoders.provicnet import provicnet
 from taskalign.pretrain import dino as D
-from taskalign.pretrain.dino import pretrain_provicnet
+from taskalign.pretrain.provicnet_recipe import pretrain_provicnet
 from taskalign.pretrain.patch_contrast import contrastive_pairs, lesion_classes, patch_contrastive_loss
-from taskalign.pretrain.provicnet_heads import ProjectionHead, SegmentationUpsampler
+from taskalign.encoders.provicnet_heads import ProjectionHead, SegmentationUpsampler
 
 
 

@@ -10,7 +10,7 @@ from taskalign.study.config import TrainConfig
 from taskalign.tasks.base import Sample, Task
 from taskalign.train.batches import BatchSampler
 from taskalign.train.loop import NonFiniteLossError, fit
-from taskalign.train.schedule import lr_at
+from taskalign.optim import lr_at
 
 
 class MeanTask(Task):

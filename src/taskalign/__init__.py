@@ -9,7 +9,8 @@ with the change of their features measured by MMD² (D2P, D2R, D2S).
     feats = enc.forward_features(x)          # {"pooled": (B, D), "maps": [...]}
 """
 from taskalign.data.case import SEQUENCES, Case
-from taskalign.encoders import create_encoder, list_encoders, register_encoder, register_pretrainer
+from taskalign.encoders import create_encoder, list_encoders, register_encoder
+from taskalign.pretrain import register_pretrainer
 from taskalign.tasks import create_task, list_tasks, register_task
 from taskalign.data.sources import register_source
 

@@ -17,6 +17,10 @@ def _study_parser(sub) -> None:
     p.add_argument("--weights", action="append", default=[], metavar="ENCODER=FILE",
                    help="use a local pretrained file instead of in-house pretraining "
                         "(provicnet: one published file per sequence, FILE,FILE,FILE)")
+    p.add_argument("--pretrain", choices=["shipped", "fresh"],
+                   help="in-house start weights: the shipped foundation weights (default) or the recipe re-run")
+    p.add_argument("--allow-weak-pretraining", action="store_true",
+                   help="run on in-house weights that failed the foundation gate (the report says so)")
     p.add_argument("--force", action="store_true", help="reuse a folder whose config differs")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--data", type=Path, help="real folder (manifest CSV, PI-CAI or MSD) instead of the phantom")
@@ -49,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     from taskalign.align.cli import add_mmd_parser
     from taskalign.encoders.weights.cli import add_checkpoint_parser
     from taskalign.data.real.cli import add_parsers as add_real_data_parsers
+    from taskalign.pretrain.cli import add_pretrain_parser
+    from taskalign.probe.cli import add_probe_parser
 
     parser = argparse.ArgumentParser(prog="taskalign", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_mmd_parser(sub)
     add_checkpoint_parser(sub)
     add_real_data_parsers(sub)   # data check, gap
+    add_pretrain_parser(sub)
+    add_probe_parser(sub)
     return parser
 
 
@@ -77,6 +85,10 @@ def study_config(args):
                  seeds=tuple(range(args.seeds)) if args.seeds else None)
     if weights:
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
+    if args.pretrain is not None or args.allow_weak_pretraining:
+        cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(
+            cfg.pretrain, source=args.pretrain or cfg.pretrain.source,
+            allow_weak=cfg.pretrain.allow_weak or args.allow_weak_pretraining))
     if args.data is not None:
         from taskalign.data.real.folder import detect_layout
         layout = args.layout or detect_layout(args.data)
@@ -86,6 +98,7 @@ def study_config(args):
 
 
 def run_study_command(args) -> int:
+    from taskalign.pretrain.card import WeakPretraining
     from taskalign.study.backends import UnitFailed
     from taskalign.study.lock import StudyLocked
     from taskalign.study.progress import console_progress
@@ -97,7 +110,7 @@ def run_study_command(args) -> int:
         with console_progress() as progress:
             results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
                                 report=not args.no_report, backend=args.backend, address=args.address)
-    except (StudyLocked, ConfigMismatchError, UnitFailed, ImportError) as err:
+    except (StudyLocked, ConfigMismatchError, UnitFailed, ImportError, WeakPretraining) as err:
         raise SystemExit(f"taskalign study: {err}") from None
     print(f"results: {results}")
     if not args.no_report:

@@ -20,18 +20,19 @@ import torch
 from torch import nn
 
 from taskalign.encoders.base import Encoder
+from taskalign.optim import is_decayed
 
 
 def _split_decay(params: list[tuple[str, nn.Parameter]], lr: float, name: str,
                  weight_decay: float | None) -> list[dict[str, Any]]:
-    """One group, or a decayed group (matrices, kernels) and an undecayed one (biases, norms, gains)."""
+    """One group, or a decayed group and an undecayed one by the one rule of `taskalign.optim`."""
     params = [(n, p) for n, p in params if p.requires_grad]
     if not params:
         return []
     if weight_decay is None:
         return [{"name": name, "params": [p for _, p in params], "lr": lr}]
-    decay = [p for _, p in params if p.ndim >= 2]
-    no_decay = [p for _, p in params if p.ndim < 2]
+    decay = [p for n, p in params if is_decayed(n, p)]
+    no_decay = [p for n, p in params if not is_decayed(n, p)]
     groups = [{"name": name, "params": decay, "lr": lr, "weight_decay": weight_decay},
               {"name": f"{name}_no_decay", "params": no_decay, "lr": lr, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
@@ -67,7 +68,7 @@ class TaskModel(nn.Module):
                          weight_decay: float | None = None) -> list[dict[str, Any]]:
         """Optimiser groups named "encoder" and "head" at their learning rates; parameters with
         requires_grad False (a frozen encoder) are left out. With `weight_decay`, each group is
-        split so that biases and norm weights (ndim < 2) are not decayed."""
+        split by `taskalign.optim.is_decayed` (no decay on biases, norms, gains and tokens)."""
         return (_split_decay(list(self.encoder.named_parameters()), encoder_lr, "encoder", weight_decay)
                 + _split_decay(list(self.head.named_parameters()), head_lr, "head", weight_decay))
 

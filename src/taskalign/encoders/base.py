@@ -75,14 +75,3 @@ def create_encoder(name: str, size: str = "micro", input_sequences: tuple[str, .
 
 def list_encoders() -> list[str]:
     return ENCODERS.names()
-
-
-# Pretraining objectives, one per encoder family:
-#   pretrain(encoder, cases: list[Case], steps: int, batch_size: int, lr: float, seed: int,
-#            progress: Callable[[int, float], None] | None = None) -> list[float]  (loss per step)
-# The function trains `encoder` in place and returns its loss curve.
-PRETRAINERS: Registry[Callable[..., list[float]]] = Registry("pretraining objective")
-
-
-def register_pretrainer(family: str):
-    return PRETRAINERS.register(family)

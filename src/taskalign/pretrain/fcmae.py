@@ -25,9 +25,10 @@ from einops import rearrange, repeat
 from torch import nn
 
 from taskalign.data.case import SEQUENCES, Case
-from taskalign.encoders.base import register_pretrainer
 from taskalign.encoders.convnextv2 import Block, ConvNeXtV2, init_convnext_weights
-from taskalign.train.schedule import cosine_schedule
+from taskalign.pretrain.cohort import case_shapes
+from taskalign.pretrain.loop import Checkpointer, Objective, Progress, Stage, StageSchedule, run_stages
+from taskalign.pretrain.registry import register_pretrainer
 
 DECODER_DIMS = {"micro": 64, "tiny": 128, "paper": 512}
 
@@ -133,36 +134,24 @@ class FCMAE(nn.Module):
         return self.forward_loss(imgs, pred, mask), pred, mask
 
 
-def warmup_cosine_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int, min_lr: float = 0.0) -> float:
-    """Learning rate at `step` (0-based): linear warmup to `base_lr`, then half-cosine to `min_lr`."""
-    return cosine_schedule(step, total_steps, base_lr, min_lr, warmup_steps)
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and 1-D parameters (norms), as in the FCMAE recipe."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _check_cases(encoder: ConvNeXtV2, cases: list[Case], steps: int, batch_size: int, lr: float) -> None:
+def _check_cases(encoder: nn.Module, cases: list[Case], steps: int, batch_size: int, lr: float) -> None:
     if not cases:
-        raise ValueError("FCMAE pretraining: the pretraining cohort is empty; pass at least one case")
+        raise ValueError("masked pretraining: the pretraining cohort is empty; pass at least one case")
     if steps < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(f"FCMAE pretraining: need steps >= 1, batch_size >= 1, lr > 0; got {steps}, {batch_size}, {lr}")
-    shapes = {c.shape for c in cases}
+        raise ValueError(f"masked pretraining: need steps >= 1, batch_size >= 1, lr > 0; got {steps}, {batch_size}, {lr}")
+    shapes = case_shapes(cases)
     if len(shapes) > 1:
-        raise ValueError(f"FCMAE pretraining: cases must share one volume size to be batched, got {sorted(shapes)}; crop them first")
+        raise ValueError(f"masked pretraining: cases must share one volume size to be batched, got {sorted(shapes)}; "
+                         f"crop them first")
     encoder.check_input_size(shapes.pop())
 
 
-class _Cohort:
-    """Draws random preprocessed batches; keeps the preprocessed volumes when they fit in
-    `cache_bytes` (the quick cohort does; a paper-size cohort is preprocessed per draw)."""
+class VolumeBank:
+    """Preprocessed volumes of a cohort, drawn at random; kept in memory when they fit in
+    `cache_bytes` (a CPU-size cohort does; a paper-size cohort is preprocessed per draw)."""
 
-    def __init__(self, encoder: ConvNeXtV2, cases: list[Case], rng: np.random.Generator, cache_bytes: int = 2**31) -> None:
-        self.encoder, self.cases, self.rng = encoder, cases, rng
+    def __init__(self, encoder: nn.Module, cases: list[Case], cache_bytes: int = 2**32) -> None:
+        self.encoder, self.cases = encoder, cases
         self.cache: dict[int, np.ndarray] | None = {} if len(cases) * cases[0].image.size * 4 <= cache_bytes else None
 
     def volume(self, i: int) -> np.ndarray:
@@ -174,69 +163,69 @@ class _Cohort:
             self.cache[i] = v
         return v
 
-    def batch(self, batch_size: int) -> np.ndarray:
+    def batch(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """(B, 3, D, H, W) float32: random cases, each flipped left-right (along W) with p = 0.5."""
-        picks = self.rng.choice(len(self.cases), size=batch_size, replace=len(self.cases) < batch_size)
-        volumes = [self.volume(i) for i in picks]
-        volumes = [v[..., ::-1] if self.rng.random() < 0.5 else v for v in volumes]
-        return np.ascontiguousarray(np.stack(volumes))
+        picks = torch.randint(len(self.cases), (batch_size,), generator=generator).tolist()
+        flips = (torch.rand(batch_size, generator=generator) < 0.5).tolist()
+        volumes = [self.volume(i)[..., ::-1] if f else self.volume(i) for i, f in zip(picks, flips)]
+        return torch.from_numpy(np.ascontiguousarray(np.stack(volumes)))
 
 
-def _train_steps(model: FCMAE, cohort: _Cohort, steps: int, batch_size: int, lr: float,
-                 progress: Callable[[int, float], None] | None) -> list[float]:
-    device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(_param_groups(model, 0.05), lr=lr, betas=(0.9, 0.95))
-    warmup_steps = max(1, steps // 10)
-    losses: list[float] = []
-    for step in range(steps):
-        imgs = torch.from_numpy(cohort.batch(batch_size)).to(device)  # (B, 3, D, H, W)
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine_lr(step, steps, lr, warmup_steps)
-        loss, _, _ = model(imgs)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"FCMAE pretraining: loss is {loss.item()} at step {step}; lower lr ({lr}) or check the "
-                f"cases for NaN/Inf voxels"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-        if progress is not None:
-            progress(step, losses[-1])
-    optimizer.zero_grad(set_to_none=True)
-    return losses
+class MaskedObjective(Objective):
+    """A masked-reconstruction model (FCMAE or MAE) on random batches of a `VolumeBank`."""
+
+    def __init__(self, model: nn.Module, bank: VolumeBank, batch_size: int, seed: int, where: str) -> None:
+        super().__init__()
+        self.model, self.bank, self.batch_size, self.where = model, bank, batch_size, where
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def loss(self, step: int, total_steps: int) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        imgs = self.bank.batch(self.batch_size, self.generator).to(device)  # (B, 3, D, H, W)
+        num_patches = math.prod(self.model.grid(imgs.shape[2:]))
+        mask = random_masking(imgs.shape[0], num_patches, self.model.mask_ratio, "cpu", self.generator).to(device)
+        return self.model(imgs, mask)[0]
+
+
+def masked_stages(encoder: nn.Module, build: Callable[[], nn.Module], cases: list[Case], steps: int,
+                  batch_size: int, lr: float, seed: int, where: str) -> list[Stage]:
+    """The one stage of masked reconstruction: AdamW betas (0.9, 0.95), weight decay 0.05, warmup
+    10 % of the steps, cosine to 0 (the FCMAE / MAE recipe)."""
+    _check_cases(encoder, cases, steps, batch_size, lr)
+    device = next(encoder.parameters()).device
+    bank = VolumeBank(encoder, cases)
+
+    def objective() -> MaskedObjective:
+        model = build().to(device)
+        model.grid(cases[0].shape)  # a grid too small to mask fails here, before any work
+        return MaskedObjective(model, bank, batch_size, seed, where)
+
+    schedule = StageSchedule(steps, lr, max(1, steps // 10), weight_decay=0.05, betas=(0.9, 0.95))
+    return [Stage(where, objective, schedule)]
+
+
+def train_masked(encoder: nn.Module, build: Callable[[], nn.Module], cases: list[Case], steps: int,
+                 batch_size: int, lr: float, seed: int, progress: Progress | None,
+                 checkpoint: Checkpointer | None = None, where: str = "masked pretraining",
+                 stop_after: int | None = None) -> list[float]:
+    """The masked-reconstruction run FCMAE and MAE share: `build()` wraps `encoder` with its
+    decoder; the caller's RNG state and the encoder's train/eval mode are restored; returns the
+    loss per step (the decoder is discarded)."""
+    was_training = encoder.training
+    stages = masked_stages(encoder, build, cases, steps, batch_size, lr, seed, where)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return run_stages(stages, seed, checkpoint, progress, stop_after)
+    finally:
+        encoder.train(was_training)
 
 
 @register_pretrainer("profound_conv")
 def pretrain_fcmae(encoder: ConvNeXtV2, cases: list[Case], steps: int, batch_size: int, lr: float, seed: int,
-                   progress: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train `encoder` in place with FCMAE on `cases` (random batches, random left-right flips,
-    AdamW betas (0.9, 0.95) with weight decay 0.05, warmup + cosine); returns the loss per step.
-    The decoder is discarded. Everything random derives from `seed`; the caller's RNG state is
-    restored afterwards."""
+                   progress: Progress | None = None, checkpoint: Checkpointer | None = None,
+                   stop_after: int | None = None) -> list[float]:
+    """Train `encoder` in place with FCMAE on `cases` (random batches, random left-right flips);
+    returns the loss per step. Everything random derives from `seed`."""
     decoder_dim = DECODER_DIMS.get(encoder.size, min(512, encoder.pooled_dim))
     return train_masked(encoder, lambda: FCMAE(encoder, decoder_dim=decoder_dim), cases, steps, batch_size, lr,
-                        seed, progress)
-
-
-def train_masked(encoder: nn.Module, build: Callable[[], nn.Module], cases: list[Case], steps: int,
-                 batch_size: int, lr: float, seed: int, progress: Callable[[int, float], None] | None) -> list[float]:
-    """The masked-reconstruction loop FCMAE and MAE share: `build()` wraps `encoder` with its
-    decoder (built under `seed`), then `steps` steps on `cases`; the caller's RNG state and the
-    encoder's train/eval mode are restored; returns the loss per step."""
-    _check_cases(encoder, cases, steps, batch_size, lr)
-    device = next(encoder.parameters()).device
-    on_accelerator = device.type != "cpu"
-    was_training = encoder.training
-    # devices=[] forks the CPU generator only; device_type must still name a device module
-    # (None is rejected by older torch releases)
-    with torch.random.fork_rng(devices=[device] if on_accelerator else [],
-                               device_type=device.type if on_accelerator else "cuda"):
-        torch.manual_seed(seed)
-        model = build().to(device).train()
-        model.grid(cases[0].shape)  # a grid too small to mask fails here, before any work
-        try:
-            return _train_steps(model, _Cohort(encoder, cases, np.random.default_rng(seed)), steps, batch_size, lr, progress)
-        finally:
-            encoder.train(was_training)
+                        seed, progress, checkpoint, "FCMAE pretraining", stop_after)

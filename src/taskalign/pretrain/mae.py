@@ -14,15 +14,14 @@ the optimiser and the schedule are those of FCMAE (`taskalign.pretrain.fcmae`).
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 from torch import nn
 
 from taskalign.data.case import Case
-from taskalign.encoders.base import register_pretrainer
 from taskalign.encoders.mae_vit3d import Block3D, MAEViT3D, sincos_3d
 from taskalign.pretrain.fcmae import patchify, random_masking, train_masked
+from taskalign.pretrain.loop import Checkpointer, Progress
+from taskalign.pretrain.registry import register_pretrainer
 
 DECODERS = {"micro": (96, 1, 3), "tiny": (192, 2, 6), "paper": (384, 8, 16)}  # (dim, depth, heads)
 
@@ -98,9 +97,10 @@ class MAE3D(nn.Module):
 
 @register_pretrainer("profound_vit")
 def pretrain_mae(encoder: MAEViT3D, cases: list[Case], steps: int, batch_size: int, lr: float, seed: int,
-                 progress: Callable[[int, float], None] | None = None) -> list[float]:
+                 progress: Progress | None = None, checkpoint: Checkpointer | None = None,
+                 stop_after: int | None = None) -> list[float]:
     """Train `encoder` in place with MAE on `cases` (FCMAE's batches, optimiser and schedule);
     returns the loss per step; the decoder is discarded; the caller's RNG state is restored."""
     dim, depth, heads = DECODERS.get(encoder.size, DECODERS["micro"])
     return train_masked(encoder, lambda: MAE3D(encoder, dim, depth, heads), cases, steps, batch_size, lr, seed,
-                        progress)
+                        progress, checkpoint, "MAE pretraining", stop_after)

@@ -1,5 +1,5 @@
 """Stage 2 of ProViCNet pretraining: patch-level contrastive learning with lesion masks.
-(`taskalign.pretrain.dino.pretrain_provicnet` runs stage 1, then this.)
+(`taskalign.pretrain.provicnet_recipe` runs stage 1, then this.)
 
 On 2.5D slices of the cases that carry a `lesion` mask:
 
@@ -20,6 +20,8 @@ its positives are the batch's other anchor cells (`positive_scope="batch"`).
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +33,11 @@ from torch import nn
 
 from taskalign.data.case import SEQUENCES, Case
 from taskalign.encoders.provicnet import ProViCNetEncoder
-from taskalign.pretrain.dino import Progress, SliceBank, SliceBatch, check_finite, cosine_schedule, param_groups
-from taskalign.pretrain.provicnet_heads import ProjectionHead, SegmentationUpsampler
+from taskalign.encoders.provicnet_heads import ProjectionHead, SegmentationUpsampler, head_sizes
+from taskalign.optim import decay_groups
+from taskalign.pretrain.cohort import LazySequence
+from taskalign.pretrain.loop import Objective, StageSchedule
+from taskalign.pretrain.slices import SliceBank, SliceBatch
 
 NUM_CLASSES = 4
 CANCER_CLASS = 3
@@ -54,16 +59,16 @@ class PatchContrastConfig:
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
     slices_per_volume: int = 4
+    backbone_lr_scale: float = 0.1    # the backbone learns at this fraction of the heads' rate (stage 2
+                                      # at the heads' rate collapsed the pooled feature: spread 0.27 -> 0.02)
 
 
 def patch_contrast_config(preset: str) -> PatchContrastConfig:
     """Stage-2 settings per encoder size (paper: published thresholds and CL_Head 384-2048-256-65536)."""
+    sizes = dataclasses.asdict(head_sizes(preset))
     if preset == "paper":
-        return PatchContrastConfig(anchor_min_fraction=62 / 64, positive_scope="neighbourhood", seg_widths=(128, 64),
-                                   cl_out_dim=65536, cl_hidden_dim=2048, cl_bottleneck_dim=256)
-    if preset == "tiny":
-        return PatchContrastConfig(seg_widths=(96, 48), cl_out_dim=1024, cl_hidden_dim=512, cl_bottleneck_dim=128)
-    return PatchContrastConfig()
+        return PatchContrastConfig(anchor_min_fraction=62 / 64, positive_scope="neighbourhood", **sizes)
+    return PatchContrastConfig(**sizes)
 
 
 def lesion_classes(case: Case) -> np.ndarray:
@@ -78,9 +83,11 @@ def lesion_classes(case: Case) -> np.ndarray:
     return classes
 
 
-def labelled_bank(encoder: ProViCNetEncoder, cases: list[Case]) -> SliceBank:
-    volumes = [torch.from_numpy(encoder.preprocess(c.image, SEQUENCES, c.gland)) for c in cases]
-    labels = [torch.from_numpy(lesion_classes(c)) for c in cases]
+def labelled_bank(encoder: ProViCNetEncoder, cases: Sequence[Case]) -> SliceBank:
+    """Volumes and lesion classes of `cases`, each made on its first draw."""
+    volumes = LazySequence(len(cases), lambda i: torch.from_numpy(
+        encoder.preprocess(cases[i].image, SEQUENCES, cases[i].gland)))
+    labels = LazySequence(len(cases), lambda i: torch.from_numpy(lesion_classes(cases[i])))
     return SliceBank(volumes, encoder.sequence_indices(), labels)
 
 
@@ -165,27 +172,33 @@ def contrast_term(model: PatchContrastModel, patches: torch.Tensor, grid: tuple[
     return patch_contrastive_loss(model.CL_Head(token(anchor)), model.CL_Head(token(other)), positive, cfg.margin)
 
 
-def train_patch_contrast(encoder: ProViCNetEncoder, bank: SliceBank, steps: int, batch_size: int, lr: float,
-                         generator: torch.Generator, cfg: PatchContrastConfig, progress: Progress | None = None,
-                         step_offset: int = 0) -> list[float]:
-    """Run `steps` stage-2 steps (DiceCE + weight × patch contrast); trains `encoder` in place."""
-    device = next(encoder.parameters()).device
-    model = PatchContrastModel(encoder, cfg).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=lr)
-    dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
-    warmup, losses = int(cfg.warmup_fraction * steps), []
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_schedule(step, steps, lr, 0.01 * lr, warmup)
-        batch = _flip_half(bank.draw(batch_size, cfg.slices_per_volume, generator, cfg.lesion_slice_prob), generator)
-        batch = batch.to(device)
-        logits, patches, grid = model(batch)
-        seg = dice_ce(logits.float(), batch.labels[:, None])
-        loss = seg + cfg.contrast_weight * contrast_term(model, patches, grid, batch.labels, cfg, generator)
-        losses.append(check_finite(loss, "stage 2 (patch contrast)", step))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if progress is not None:
-            progress(step_offset + step, losses[-1])
-    return losses
+class PatchContrastObjective(Objective):
+    """DiceCE of the segmentation head + `contrast_weight` × patch contrast, on labelled slices;
+    the backbone learns at `backbone_lr_scale` × the heads' rate."""
+
+    where = "provicnet pretraining, stage 2 (patch contrast)"
+
+    def __init__(self, encoder: ProViCNetEncoder, bank: SliceBank, batch_size: int, cfg: PatchContrastConfig,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        self.model = PatchContrastModel(encoder, cfg).to(next(encoder.parameters()).device)
+        self.bank, self.batch_size, self.cfg, self.generator = bank, batch_size, cfg, generator
+        self.dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        heads = nn.ModuleList([self.model.head, self.model.CL_Head])
+        return (decay_groups(self.model.encoder, weight_decay, lr_scale=self.cfg.backbone_lr_scale)
+                + decay_groups(heads, weight_decay, lr_scale=1.0))
+
+    def loss(self, step: int, total_steps: int) -> torch.Tensor:
+        cfg = self.cfg
+        batch = _flip_half(self.bank.draw(self.batch_size, cfg.slices_per_volume, self.generator, cfg.lesion_slice_prob),
+                           self.generator)
+        batch = batch.to(next(self.model.parameters()).device)
+        logits, patches, grid = self.model(batch)
+        seg = self.dice_ce(logits.float(), batch.labels[:, None])
+        return seg + cfg.contrast_weight * contrast_term(self.model, patches, grid, batch.labels, cfg, self.generator)
+
+
+def patch_contrast_schedule(cfg: PatchContrastConfig, steps: int, lr: float) -> StageSchedule:
+    return StageSchedule(steps, lr, int(cfg.warmup_fraction * steps), min_lr_ratio=0.01, weight_decay=cfg.weight_decay)

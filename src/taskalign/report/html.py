@@ -56,10 +56,12 @@ def render_html(study: StudyData, plots: list[PlotFile]) -> str:
         f"{_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         _preset_warning(study.preset),
         _overview(study),
+        _start_weights_section(study.summary),
         _results_section(study),
         _correlation_section(study.summary),
         _within_task_section(study.summary),
         _paired_section(study.summary),
+        _paired_section(study.summary, "paired_vs_scratch", "the same architecture trained from scratch"),
         layer_section(read_layer_profiles(study.study_dir)),
         _claims_section(study.summary),
         _plots_section(plots),
@@ -72,6 +74,25 @@ def render_html(study: StudyData, plots: list[PlotFile]) -> str:
     body = "\n".join(s for s in sections if s)
     return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
             f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def _start_weights_section(summary: dict[str, Any]) -> str:
+    """Which weights each encoder started from, and whether they earned the name foundation model."""
+    status = summary.get("start_weights") or {}
+    if not status:
+        return ""
+    items = []
+    for encoder, st in status.items():
+        if st.get("gate") is True:
+            what = (f"in-house foundation weights ({_e(st.get('source'))}); passed the foundation gate: "
+                    f"{_e(st.get('reason'))}")
+        elif st.get("gate") is False:
+            what = (f"<strong>in-house pretrained weights that failed the foundation gate: not a foundation "
+                    f"model</strong> ({_e(st.get('reason'))})")
+        else:
+            what = _e(f"{st.get('source')}: {st.get('reason')}")
+        items.append(f"<li><code>{_e(encoder)}</code>: {what}</li>")
+    return "<h2>Start weights</h2>\n<ul class='small'>" + "".join(items) + "</ul>\n"
 
 
 def _preset_warning(preset: str) -> str:
@@ -203,15 +224,16 @@ def _within_task_section(summary: dict[str, Any]) -> str:
                                 left=(0, 1, 2, 3))
 
 
-def _paired_section(summary: dict[str, Any]) -> str:
-    paired = summary.get("paired_vs_specialised") or []
-    head = "<h2>Paired per-case comparison with the specialised model</h2>\n"
+def _paired_section(summary: dict[str, Any], key: str = "paired_vs_specialised",
+                   against: str = "the specialised model") -> str:
+    paired = summary.get(key) or []
+    head = f"<h2>Paired per-case comparison with {_e(against)}</h2>\n"
     if not paired:
         return head + "<p>No per-case comparison in summary.json.</p>"
     rows = [[p.get("task", "n/a"), p.get("encoder", "n/a"), p.get("metric", "n/a"), _int(p.get("n")),
              _int(p.get("n_seeds")), _num(p.get("mean_difference"), "+.4g"), _ci([p.get("ci_low"), p.get("ci_high")]),
              _num(p.get("statistic"), ".4g"), _num(p.get("p_value"), ".3g"), p.get("test", "")] for p in paired]
-    text = ("<p class='small'>Per test case, the fine-tuned VFM's value minus the specialised model's "
+    text = (f"<p class='small'>Per test case, the fine-tuned VFM's value minus {_e(against)}'s "
             "(each case averaged over seeds first; the test cases are the same in every seed). n: cases "
             "with a value in both models (segmentation: cases with a lesion). 95 % interval: bootstrap "
             "over cases. Wilcoxon signed-rank test, two-sided, zero differences dropped. AUROC has no "
@@ -219,7 +241,8 @@ def _paired_section(summary: dict[str, Any]) -> str:
             "</p>\n")
     headers = ["task", "encoder", "metric", "n cases", "seeds", "mean difference", "95 % CI", "Wilcoxon W",
                "p", "test"]
-    return head + text + _table("paired", headers, rows, left=(0, 1, 2, 9))
+    table_id = "paired" if key == "paired_vs_specialised" else "paired-scratch"
+    return head + text + _table(table_id, headers, rows, left=(0, 1, 2, 9))
 
 
 def _claims_section(summary: dict[str, Any]) -> str:

@@ -88,7 +88,9 @@ def run_specialised(study_dir: Path, cfg: StudyConfig, data: TaskData, seed: int
         zero_output_layer(net)  # start at the identity, like every model of an image task
     model = SpecialisedModel(net)
     lr = cfg.train.specialised_lr
-    groups = [{"params": list(model.parameters()), "base_lr": lr, "lr": lr}]
+    groups = model.parameter_groups(lr, lr, cfg.train.weight_decay)
+    for g in groups:
+        g["base_lr"] = g["lr"]
     train, val, test = _splits(specialised_preprocess, data)
     result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
                  groups, curve_path=_fresh(out) / "curve.jsonl")
@@ -153,7 +155,7 @@ def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str
     model = _build_vfm(encoder_name, cfg, data, weights, init_seed)
     family = model.encoder.family or encoder_name
     enc_lr, head_lr = cfg.train.lr_for(family)
-    groups = model.parameter_groups(enc_lr, head_lr)
+    groups = model.parameter_groups(enc_lr, head_lr, cfg.train.weight_decay)
     for g in groups:
         g["base_lr"] = g["lr"]
     train, val, test = _splits(model.encoder.preprocess, data)

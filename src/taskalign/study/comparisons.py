@@ -40,9 +40,9 @@ def _seed_averaged(cells: list[SeedCell], model: str) -> np.ndarray:
         return np.nanmean(np.stack([c.per_case[model] for c in cells]), axis=0)
 
 
-def _auroc_difference(cells: list[SeedCell], bootstrap: int, seed: int) -> dict[str, Any]:
+def _auroc_difference(cells: list[SeedCell], bootstrap: int, seed: int, reference: str = "spec") -> dict[str, Any]:
     labels = cells[0].labels
-    ft, sp = _seed_averaged(cells, "ft"), _seed_averaged(cells, "spec")
+    ft, sp = _seed_averaged(cells, "ft"), _seed_averaged(cells, reference)
     ones = np.ones((1, labels.size))
     observed = float(weighted_auroc(labels, ft, ones)[0] - weighted_auroc(labels, sp, ones)[0])
     rng = np.random.default_rng(seed)
@@ -57,22 +57,36 @@ def _auroc_difference(cells: list[SeedCell], bootstrap: int, seed: int) -> dict[
 
 def paired_vs_specialised(study_dir: Path, rows: list[dict[str, Any]], seed: int,
                           bootstrap: int = 2000) -> list[dict[str, Any]]:
-    """One record per (encoder, task) whose runs have per-case results (module docstring)."""
+    """Fine-tuned VFM − the task's specialised model, per (encoder, task) (module docstring)."""
+    return paired_comparisons(study_dir, rows, seed, "spec", bootstrap)
+
+
+def paired_vs_scratch(study_dir: Path, rows: list[dict[str, Any]], seed: int,
+                      bootstrap: int = 2000) -> list[dict[str, Any]]:
+    """Fine-tuned VFM − the same architecture trained from scratch: what pretraining bought."""
+    return paired_comparisons(study_dir, rows, seed, "scratch", bootstrap)
+
+
+def paired_comparisons(study_dir: Path, rows: list[dict[str, Any]], seed: int, reference: str,
+                       bootstrap: int = 2000) -> list[dict[str, Any]]:
+    """One record per (encoder, task) whose runs have per-case results: fine-tuned − `reference`
+    ("spec" or "scratch")."""
     groups: dict[tuple[str, str], list[SeedCell]] = defaultdict(list)
     for r in rows:
         cell = load_seed_cell(Path(study_dir), r)
-        if cell.per_case:
+        if reference in cell.per_case:
             groups[(r["encoder"], r["task"])].append(cell)
+    name = {"spec": "specialised", "scratch": "scratch"}[reference]
     out = []
     for (encoder, task), cells in groups.items():
         cells = [c for c in cells if c.case_ids == cells[0].case_ids]
         rec: dict[str, Any] = {"encoder": encoder, "task": task, "metric": cells[0].row["metric"],
                                "higher_is_better": bool(cells[0].row["higher_is_better"]), "n_seeds": len(cells),
-                               "difference": f"{encoder} − specialised"}
+                               "difference": f"{encoder} − {name}"}
         if cells[0].labels is not None:
-            rec.update(_auroc_difference(cells, bootstrap, seed))
+            rec.update(_auroc_difference(cells, bootstrap, seed, reference))
         else:
-            res = paired_comparison(_seed_averaged(cells, "ft"), _seed_averaged(cells, "spec"),
+            res = paired_comparison(_seed_averaged(cells, "ft"), _seed_averaged(cells, reference),
                                     bootstrap=bootstrap, seed=seed)
             rec.update({**res.to_dict(), "test": "Wilcoxon signed-rank, two-sided"})
         out.append(rec)

@@ -34,9 +34,13 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    steps: int = 150
-    batch_size: int = 4
-    lr: float = 1.5e-3
+    source: str = "shipped"            # "shipped": the packaged foundation weights; "fresh": re-run the recipe
+    steps: int | None = None           # "fresh" only: override the recipe's (None: the recipe's own)
+    batch_size: int | None = None
+    lr: float | None = None
+    n_cases: int | None = None
+    probe_cases: int = 192             # "fresh": probe cohort of the gate
+    allow_weak: bool = False           # run on in-house weights that failed the gate (the report says so)
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def smoke() -> StudyConfig:
         preset="smoke",
         data=DataConfig(shape=(8, 32, 32), spacing_mm=(4.0, 2.5, 2.5), n_pretrain=12, n_train=8, n_val=4,
                         n_test=8, n_reference=8),
-        pretrain=PretrainConfig(steps=12, batch_size=2),
+        pretrain=PretrainConfig(source="fresh", steps=12, batch_size=2, n_cases=12, probe_cases=16, allow_weak=True),
         train=TrainConfig(steps=12, steps_per_epoch=4, batch_size=2, slices_per_volume=2, warmup_steps=2),
         align=AlignConfig(permutations=50),
     )
@@ -122,7 +126,6 @@ def standard() -> StudyConfig:
     return StudyConfig(
         preset="standard", seeds=(0, 1, 2), encoder_size="micro",
         data=DataConfig(n_pretrain=256, n_train=128, n_val=32, n_test=64, n_reference=32),
-        pretrain=PretrainConfig(steps=1500, batch_size=8),
         train=TrainConfig(steps=600, steps_per_epoch=30, batch_size=4, slices_per_volume=6, warmup_steps=30),
         align=AlignConfig(permutations=1000),
     )
@@ -134,7 +137,7 @@ def paper() -> StudyConfig:
         preset="paper", seeds=(0, 1, 2), encoder_size="paper",
         data=DataConfig(shape=(64, 224, 224), spacing_mm=(1.0, 0.5, 0.5), n_pretrain=512, n_train=256,
                         n_val=64, n_test=128, n_reference=64),
-        pretrain=PretrainConfig(steps=5000, batch_size=4, lr=1.5e-4),
+        pretrain=PretrainConfig(source="fresh", steps=5000, batch_size=4, lr=1.5e-4, n_cases=512),
         train=TrainConfig(steps=3000, steps_per_epoch=100, batch_size=2, slices_per_volume=8, warmup_steps=100,
                           lr={"profound_conv": (1e-4, 1e-3), "provicnet": (5e-5, 1e-3), "default": (1e-4, 1e-3)},
                           specialised_lr=1e-3),

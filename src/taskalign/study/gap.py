@@ -134,7 +134,7 @@ def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = Non
 
     `baseline` holds the same tests against as many held-out phantom cases (other indices, same
     cohort) as the folder has usable cases: the MMD² that the sampling alone gives at that n."""
-    from taskalign.data.phantom import make_cohort, phantom_case
+    from taskalign.data.phantom import phantom_case
 
     cfg = preset(preset_name, encoders=tuple(encoders))
     d = cfg.data
@@ -149,12 +149,11 @@ def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = Non
     held_out = [draw(n_phantom + i) for i in range(len(real))]
     absent = {s for c in result.cases for s in c.meta.get("absent_sequences", ())}
     sequences = tuple(s for s in SEQUENCES if s not in absent)
-    pretrain = make_cohort(d.n_pretrain, d.data_seed, "pretrain", crop, d.spacing_mm)
-    loaded = {enc: load_encoder(enc, cfg, SEQUENCES, ensure_pretrained(Path(out), enc, cfg, pretrain, log=log))
+    loaded = {enc: load_encoder(enc, cfg, SEQUENCES, ensure_pretrained(Path(out), enc, cfg, log=log))
               for enc in encoders}
     report = {"data": str(data), "layout": result.layout, "preset": preset_name, "grid": list(crop),
               "spacing_mm": list(d.spacing_mm), "n_real_cases": len(real), "n_phantom_cases": n_phantom,
-              "excluded": result.excluded, "notes": result.notes, "pretrain_steps": cfg.pretrain.steps}
+              "excluded": result.excluded, "notes": result.notes, "pretrain": cfg.pretrain.source}
     report.update(compare(loaded, phantom, real, crop, crops_per_case, permutations, seed, sequences))
     report["baseline"] = compare(loaded, phantom, held_out, crop, crops_per_case, permutations, seed, sequences)
     return report

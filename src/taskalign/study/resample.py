@@ -46,7 +46,7 @@ class SeedCell:
     """One (encoder, task, seed) row with what case resampling needs (None: not available)."""
     row: dict[str, Any]
     case_ids: list[str] | None = None
-    per_case: dict[str, np.ndarray] = field(default_factory=dict)   # "ft", "spec": values or scores
+    per_case: dict[str, np.ndarray] = field(default_factory=dict)   # "ft", "spec", "scratch": values or scores
     labels: np.ndarray | None = None                                  # AUROC tasks
     h: dict[str, np.ndarray] = field(default_factory=dict)           # d2x -> (n, n), zero diagonal
 
@@ -127,11 +127,13 @@ def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
     if ft is None or sp is None or ft["case_id"] != sp["case_id"]:
         return cell
     metric = row["metric"]
-    if metric == "auroc" and "logit" in ft and "logit" in sp:
-        cell.labels = _floats(ft["label"]).astype(int)
-        cell.per_case = {"ft": _floats(ft["logit"]), "spec": _floats(sp["logit"])}
-    elif metric in ft and metric in sp:
-        cell.per_case = {"ft": _floats(ft[metric]), "spec": _floats(sp[metric])}
+    sc = _read_per_case(sc_dir / "per_case.csv")
+    runs = {"ft": ft, "spec": sp, **({"scratch": sc} if sc is not None and sc["case_id"] == ft["case_id"] else {})}
+    column = "logit" if metric == "auroc" else metric
+    if all(column in r for r in (ft, sp)):
+        cell.per_case = {k: _floats(r[column]) for k, r in runs.items() if column in r}
+        if metric == "auroc":
+            cell.labels = _floats(ft["label"]).astype(int)
     cell.case_ids = list(ft["case_id"])
     sigma = float(row.get("sigma_ref", math.nan))
     states = ((ft_dir, ("finetuned", "pretrained")), (sc_dir, ("random", "scratch")))

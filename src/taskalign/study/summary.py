@@ -11,8 +11,9 @@ import numpy as np
 
 from taskalign.stats import sign_agreement
 from taskalign.study import io
-from taskalign.study.comparisons import cell_statistics, paired_vs_specialised
+from taskalign.study.comparisons import cell_statistics, paired_vs_scratch, paired_vs_specialised
 from taskalign.study.config import StudyConfig
+from taskalign.study.pretrain_stage import foundation_status
 from taskalign.study.results import cell_row, saturation_note, write_results
 
 ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained")
@@ -117,14 +118,18 @@ def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, referen
     notes = [f"skipped task {s['task']}: {s['reason']}" for s in skipped]
     if (saturated := saturation_note(rows)) is not None:
         notes.append(saturated)
+    start_weights = {e: foundation_status(out, e, cfg) for e in cfg.encoders}
+    notes += [f"{e}: in-house pretrained weights that failed the foundation gate ({st['reason']}); not a foundation "
+              f"model" for e, st in start_weights.items() if st["gate"] is False]
     if cfg.preset in ("smoke", "quick"):
         notes.append(f"preset {cfg.preset}: small models and short training; the numbers are indicative, "
                      "use --preset standard for conclusions")
     summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "n_cells": len(rows),
                "cells": cell_statistics(rows),
                "paired_vs_specialised": paired_vs_specialised(out, rows, seed=cfg.study_seed),
+               "paired_vs_scratch": paired_vs_scratch(out, rows, seed=cfg.study_seed),
                "correlations": corrs,
                "within_task": within_task(rows), "claims": claims(rows, corrs, len(cfg.seeds)),
-               "timing": timing, "references": references or {}, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
+               "start_weights": start_weights, "timing": timing, "references": references or {}, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
     io.write_json(out / "summary.json", summary)
     return path

@@ -52,7 +52,7 @@ class WorkUnit:
         """True when the unit's completion records exist (each is written last, atomically)."""
         dirs = self.folders(study_dir, cfg)
         if self.kind == "pretrain":
-            return (dirs[0] / "curve.json").exists() and (dirs[0] / "weights.safetensors").exists()
+            return (dirs[0] / "card.json").exists() and (dirs[0] / "weights.safetensors").exists()
         if self.kind == "specialised":
             return is_done(dirs[0])
         return all(is_done(d) for d in dirs) and (dirs[0] / "alignment.json").exists()
@@ -133,8 +133,7 @@ def execute_unit(unit: WorkUnit, study_dir: Path, cfg: StudyConfig, inputs: Stud
         return out
 
     if unit.kind == "pretrain":
-        timed(f"pretrain {unit.encoder}", ensure_pretrained, study_dir, unit.encoder, cfg,
-              inputs.cohort.pretrain, log=log)
+        timed(f"pretrain {unit.encoder}", ensure_pretrained, study_dir, unit.encoder, cfg, log=log)
         return seconds
     data = timed("data", inputs.task_data, unit.task)[0]
     if data is None:

@@ -21,11 +21,7 @@ from taskalign.study.config import TrainConfig
 from taskalign.tasks.base import Sample, Task
 from taskalign.train.batches import BatchSampler
 from taskalign.train.device import default_device
-from taskalign.train.schedule import lr_at
-
-
-class NonFiniteLossError(RuntimeError):
-    pass
+from taskalign.optim import NonFiniteLossError, check_finite, lr_at  # noqa: F401  (NonFiniteLossError re-exported)
 
 
 @dataclass
@@ -70,13 +66,11 @@ def _train_step(model: nn.Module, task: Task, batch, optimiser: torch.optim.Opti
     if batch.base is not None:
         pred = pred + batch.base          # residual on the task's base, for every model alike
     loss = task.loss(pred.float(), batch.target)
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(
-            f"{task.name}: loss became {loss.item()} at step {step}; lower the learning rate or check the inputs")
+    value = check_finite(loss, f"fine-tuning on {task.name}", step)
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
     optimiser.step()
-    return loss.item()
+    return value
 
 
 def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample]],

@@ -64,6 +64,7 @@ SCANNERS: dict[str, tuple[Scanner, ...]] = {
         Scanner("3T-D", 3.0, 125, 6000, 62, 4200, 1100, 420, 20.0, 1.4, 0.25, 0.6, 3.0, 0.985, 0.16, True),
     ),
 }
+SCANNERS["probe"] = SCANNERS["downstream"]  # frozen-probe cohort: new patients, the downstream scanners
 
 
 def draw_scanner(rng: np.random.Generator, cohort: str) -> Scanner:

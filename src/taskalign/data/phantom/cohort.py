@@ -24,7 +24,7 @@ from taskalign.data.phantom.lesions import Finding, draw_findings, pirads_of
 from taskalign.data.phantom.noise import smooth_field
 from taskalign.data.phantom.paint import paint_anatomy
 
-COHORTS = {"downstream": 0, "pretrain": 1}
+COHORTS = {"downstream": 0, "pretrain": 1, "probe": 2}  # probe: held-out frozen-probe cases, downstream scanners
 CENTERS = ("gland", "pelvis")
 CROP_JITTER_MM = (3.0, 4.0, 4.0)  # (z, y, x) random offset of the grid centre
 FIELD_CELLS_MM = {                # correlation lengths (z, y, x) of the case's smooth fields

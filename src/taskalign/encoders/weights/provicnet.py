@@ -22,7 +22,7 @@ from torch import nn
 
 from taskalign.data.case import SEQUENCES
 from taskalign.encoders.provicnet import ProViCNetEncoder
-from taskalign.pretrain.provicnet_heads import ProjectionHead, SegmentationUpsampler
+from taskalign.encoders.provicnet_heads import ProjectionHead, SegmentationUpsampler, head_sizes
 
 NUM_CLASSES = 4  # 0 background, 1 gland, 2 indolent lesion, 3 csPCa (published nClass)
 HEAD_PREFIXES = ("head.", "CL_Head.")
@@ -35,12 +35,10 @@ class PublishedProViCNet(nn.Module):
 
     def __init__(self, encoder: ProViCNetEncoder) -> None:
         super().__init__()
-        from taskalign.pretrain.patch_contrast import patch_contrast_config  # heads sized per preset
-
         if encoder.seq_embed is not None:
             raise ValueError("published ProViCNet files have no sequence token; build the encoder with "
                              "sequence_token=False")
-        sizes = patch_contrast_config(encoder.cfg.preset)
+        sizes = head_sizes(encoder.cfg.preset)
         embed = encoder.embed_dim
         self.backbone, self.axis_pos, self.axis_max = encoder.backbone, encoder.axis_pos, encoder.axis_max
         self.head = SegmentationUpsampler(embed, NUM_CLASSES, sizes.seg_widths)

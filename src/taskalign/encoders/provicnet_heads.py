@@ -1,4 +1,5 @@
-"""The heads ProViCNet's pretraining puts on its backbone; they are dropped after pretraining.
+"""The heads ProViCNet's pretraining puts on its backbone (the published files carry them, so they
+live with the encoder); the in-house weights drop them after pretraining.
 
 - `ProjectionHead`: DINO's head (MLP -> L2 norm -> weight-normalised linear to K prototypes, no
   bias). Stage 1 uses it on cls tokens; stage 2 uses another one, named `CL_Head` in published
@@ -10,9 +11,29 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class HeadSizes:
+    seg_widths: tuple[int, int]
+    cl_out_dim: int
+    cl_hidden_dim: int
+    cl_bottleneck_dim: int
+
+
+HEAD_SIZES = {"paper": HeadSizes((128, 64), 65536, 2048, 256),   # the published head and CL_Head
+              "tiny": HeadSizes((96, 48), 1024, 512, 128),
+              "micro": HeadSizes((64, 32), 256, 256, 64)}
+
+
+def head_sizes(preset: str) -> HeadSizes:
+    """Sizes of the two pretraining heads at an encoder size preset (micro for custom sizes)."""
+    return HEAD_SIZES.get(preset, HEAD_SIZES["micro"])
 
 
 class WeightNormLinear(nn.Module):

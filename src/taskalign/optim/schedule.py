@@ -1,4 +1,4 @@
-"""Schedules: pure functions of the step, shared by fine-tuning and every pretraining objective."""
+"""The one schedule: pure functions of the step, shared by fine-tuning and every pretraining objective."""
 from __future__ import annotations
 
 import math

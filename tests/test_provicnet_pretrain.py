@@ -9,7 +9,10 @@ import torch
 from taskalign.data.case import Case
 from taskalign.pretrain import PRETRAINERS
 from taskalign.encoders.provicnet import provicnet
+from taskalign.optim import cosine_schedule
 from taskalign.pretrain import dino as D
+from taskalign.pretrain import views as V
+from taskalign.pretrain.slices import SliceBank
 from taskalign.pretrain.provicnet_recipe import pretrain_provicnet
 from taskalign.pretrain.patch_contrast import contrastive_pairs, lesion_classes, patch_contrastive_loss
 from taskalign.encoders.provicnet_heads import ProjectionHead, SegmentationUpsampler
@@ -128,15 +131,15 @@ def test_koleo_prefers_spread_features():
 def test_augmentations_keep_shapes_and_range():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(5, 3, 32, 32)
-    crop = D.random_resized_crop(x, 16, (0.1, 0.4), g)
+    crop = V.random_resized_crop(x, 16, (0.1, 0.4), g)
     assert crop.shape == (5, 3, 16, 16) and crop.min() >= x.min() - 1e-5 and crop.max() <= x.max() + 1e-5
-    assert D.intensity_jitter(x, g).shape == x.shape
-    assert D.local_view_size(32, 8) == 16 and D.local_view_size(448, 14) == 196
+    assert V.intensity_jitter(x, g).shape == x.shape
+    assert V.local_view_size(32, 8) == 16 and V.local_view_size(448, 14) == 196
 
 
 def test_cosine_schedule():
-    assert D.cosine_schedule(0, 100, 1.0, 0.0) == 1.0 and abs(D.cosine_schedule(100, 100, 1.0, 0.0)) < 1e-12
-    assert D.cosine_schedule(0, 100, 1.0, 0.0, warmup_steps=10) == pytest.approx(0.1)
+    assert cosine_schedule(0, 100, 1.0, 0.0) == 1.0 and abs(cosine_schedule(100, 100, 1.0, 0.0)) < 1e-12
+    assert cosine_schedule(0, 100, 1.0, 0.0, warmup_steps=10) == pytest.approx(0.1)
 
 
 def _pooled(enc, cases):
@@ -151,7 +154,7 @@ def test_dino_does_not_collapse():
     torch.manual_seed(0)
     enc = provicnet("micro")
     spread_before = _pooled(enc, probes).std(0).mean()
-    bank = D.SliceBank.from_cases(enc, cases)
+    bank = SliceBank.from_cases(enc, cases)
     out = D.train_dino(enc.train(), bank, 80, 2, 1e-3, torch.Generator().manual_seed(0), D.dino_config("micro"))
     assert all(math.isfinite(v) for v in out.losses) and len(out.losses) == 80
     spread_after = _pooled(enc, probes).std(0).mean()

@@ -71,8 +71,6 @@ def shipped_card(encoder: str, size: str) -> dict | None:
 def shipped_weights(encoder: str, size: str) -> Path | None:
     """The packaged weights of (encoder, size) after checking their sha256 against the card, or
     None when none are shipped. Raises CardMismatch when the file and the card disagree."""
-    from taskalign.pretrain.recipe import sha256_of
-
     card = shipped_card(encoder, size)
     if card is None:
         return None

@@ -31,7 +31,7 @@ from taskalign.encoders.provicnet_heads import ProjectionHead
 from taskalign.optim import cosine_schedule
 from taskalign.pretrain.loop import Objective, Progress, StageSchedule, run_stage
 from taskalign.pretrain.slices import SliceBank, SliceBatch
-from taskalign.pretrain.views import dino_views, intensity_jitter, local_view_size, random_resized_crop  # noqa: F401
+from taskalign.pretrain.views import dino_views, local_view_size
 
 
 @dataclass(frozen=True)

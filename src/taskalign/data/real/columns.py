@@ -39,20 +39,25 @@ class ColumnMap:
         return ", ".join(parts)
 
 
-def parse_columns(text: str | None) -> dict[str, str]:
+def parse_assignments(text: str | None, option: str, names: tuple[str, ...]) -> dict[str, str]:
     """`case_id=pid,dwi=highb` -> {"case_id": "pid", "dwi": "highb"}; ValueError naming the part."""
     if not text:
         return {}
     out = {}
     for part in text.split(","):
-        name, sep, column = part.partition("=")
-        name, column = name.strip(), column.strip()
-        if not sep or not column:
-            raise ValueError(f"--columns part {part!r} is not NAME=COLUMN (e.g. case_id=pid,dwi=highb)")
-        if name not in CANONICAL:
-            raise ValueError(f"--columns names {name!r}; the names are {', '.join(CANONICAL)}")
-        out[name] = column
+        name, sep, value = part.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not value:
+            raise ValueError(f"{option} part {part!r} is not NAME=VALUE (e.g. {names[0]}=...)")
+        if name not in names:
+            raise ValueError(f"{option} names {name!r}; the names are {', '.join(names)}")
+        out[name] = value
     return out
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    """`--columns case_id=pid,dwi=highb` -> {"case_id": "pid", "dwi": "highb"}."""
+    return parse_assignments(text, "--columns", CANONICAL)
 
 
 def resolve_columns(header: list[str], given: dict[str, str] | None = None, where: str = "the CSV") -> ColumnMap:

@@ -64,6 +64,23 @@ def detect_layout(path: str | Path) -> str:
     raise ValueError(f"{path} is neither a manifest CSV nor a folder; give a CSV, a PI-CAI or an MSD folder")
 
 
+def reader_options(layout: str | None, path: str | Path, *, dwi: str | None = None,
+                   columns: dict[str, str] | None = None, label_rule: str | None = None,
+                   series: dict[str, str] | None = None) -> dict[str, Any]:
+    """The options `read_folder` passes to a layout, from the user's choices; ValueError for a
+    choice the layout cannot take (`dwi` only applies to MSD and is ignored elsewhere)."""
+    layout = layout or detect_layout(path)
+    given = {"columns": columns, "series": series, "label_rule": label_rule}
+    takes = {"manifest": ("columns", "series", "label_rule"), "picai": ("label_rule",), "msd": ()}[layout]
+    for name, value in given.items():
+        if value and name not in takes:
+            flag = "--" + name.replace("_", "-")
+            where = "a manifest CSV or a PI-CAI folder" if name == "label_rule" else "a manifest CSV"
+            raise ValueError(f"{flag} does not apply to {path}, read as a {layout} folder; it applies to {where}")
+    options = {k: v for k, v in given.items() if v and k in takes}
+    return {**options, "dwi": dwi} if layout == "msd" else options
+
+
 def _layout(name: str):
     from taskalign.data.real import manifest, msd, picai
 

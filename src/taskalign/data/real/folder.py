@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskalign.data.case import Case
-from taskalign.data.real.integrity import gzip_problem
+from taskalign.data.real.integrity import gzip_problem, open_problem
 from taskalign.data.real.problems import CaseError, Problem, fail, validate_case
 from taskalign.data.real.regrid import crop_case, resample_case
 
@@ -98,13 +98,20 @@ def _duplicates(entries: list[Entry]) -> tuple[list[Entry], list[Problem]]:
 
 
 def _check_files(entry: Entry, check_gzip: str) -> None:
-    """CaseError (unreadable_file) for a gzip file of the entry that is not whole (`integrity`)."""
+    """CaseError (unreadable_file) for a file of the entry that cannot be opened, or a gzip file
+    that is not whole (`integrity`)."""
     for name, path in entry.files.items():
-        if str(path).endswith(".gz") and Path(path).is_file():
-            reason = gzip_problem(Path(path), check_gzip)
-            if reason:
-                raise fail(entry.case_id, path, "unreadable_file", f"{name} file {path} is unreadable: {reason}; "
-                           "replace the file")
+        path = Path(path)
+        if not path.is_file():
+            continue                                  # missing files and DICOM folders: the reader says
+        denied = open_problem(path)
+        if denied:
+            raise fail(entry.case_id, path, "unreadable_file", f"{name} file {path} cannot be opened ({denied}); "
+                       "give the user running taskalign read access")
+        reason = gzip_problem(path, check_gzip) if path.name.endswith(".gz") else None
+        if reason:
+            raise fail(entry.case_id, path, "unreadable_file", f"{name} file {path} is unreadable: {reason}; "
+                       "replace the file")
 
 
 def _read(module, entry: Entry, check_gzip: str) -> tuple[Case | None, list[Problem]]:

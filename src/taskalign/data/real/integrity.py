@@ -17,6 +17,7 @@ from pathlib import Path
 
 GZIP_CHECKS = ("size", "crc")
 _NIFTI1_HEADER = 348
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def open_problem(path: Path) -> str | None:
@@ -66,6 +67,10 @@ def gzip_problem(path: Path, level: str = "size") -> str | None:
     """Why a `.gz` file is not whole (see the module doc), or None."""
     if level not in GZIP_CHECKS:
         raise ValueError(f"gzip check must be one of {GZIP_CHECKS}, got {level!r}")
+    with open(path, "rb") as fh:
+        start = fh.read(2)
+    if start != GZIP_MAGIC:
+        return f"it is not gzip-compressed (it starts with {start!r}): not an image file, or misnamed"
     if level == "size":
         try:
             expected = _expected_size(path)

@@ -247,3 +247,19 @@ def test_empty_dicom_folder_is_a_problem_of_its_case(tmp_path):
     assert len(result.cases) == 1
     (problem,) = result.problems
     assert problem.case == cases[1].case_id and "holds no DICOM series" in problem.message
+
+
+def test_dicom_case_is_cached_by_the_content_of_its_series(tmp_path):
+    from taskalign.data.real.cache import PreprocessCache
+
+    cases = _oblique_integer_cases(1)
+    csv_path = export_dicom(cases, tmp_path / "dicom")
+    cache = PreprocessCache(tmp_path / "cache")
+    first = read_folder(csv_path, cache=cache).cases[0]
+    again = read_folder(csv_path, cache=cache).cases[0]
+    assert (cache.hits, cache.misses) == (1, 1)
+    np.testing.assert_array_equal(first.image, again.image)
+    slice_file = sorted((tmp_path / "dicom" / read_rows(csv_path)[0]["dwi"]).iterdir())[0]
+    slice_file.write_bytes(slice_file.read_bytes() + b"\0")                    # another content: another key
+    read_folder(csv_path, cache=cache)
+    assert (cache.hits, cache.misses) == (1, 2)

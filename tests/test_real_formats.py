@@ -263,3 +263,28 @@ def test_dicom_case_is_cached_by_the_content_of_its_series(tmp_path):
     slice_file.write_bytes(slice_file.read_bytes() + b"\0")                    # another content: another key
     read_folder(csv_path, cache=cache)
     assert (cache.hits, cache.misses) == (1, 2)
+
+
+def test_case_folder_of_series_folders_with_a_choice(tmp_path):
+    """Every image cell names the case's folder; the series live in subfolders (t2w/, dwi/, adc/)."""
+    cases = _oblique_integer_cases(2)
+    reference = read_folder(export_cases(cases, tmp_path / "nifti", "manifest")).cases
+    csv_path = export_dicom(cases, tmp_path / "dicom")
+    rows = read_rows(csv_path)
+    for row in rows:
+        row["t2w"] = row["dwi"] = row["adc"] = row["t2w"].rsplit("/", 1)[0]       # cases/<id>
+    write_rows(csv_path, rows)
+    assert {p.kind for p in read_folder(csv_path).problems} == {"ambiguous_series"}
+    result = read_folder(csv_path, series={"t2w": "t2w", "dwi": "dwi", "adc": "adc"})
+    assert result.problems == []
+    assert_same_cases(result.cases, reference)
+
+
+def test_report_states_the_label_rule(tmp_path):
+    from taskalign.report.html import _overview
+    from taskalign.report.load import StudyData
+
+    splits = {"data_seed": 0, "train": ["a"], "val": ["b"], "test": ["c"], "pretrain": [], "label_rule": "pirads>=4"}
+    text = _overview(StudyData(tmp_path, {}, {}, [], splits=splits))
+    assert "csPCa label from the rule <code>pirads&gt;=4</code>" in text
+    assert "label from the rule" not in _overview(StudyData(tmp_path, {}, {}, [], splits={**splits, "label_rule": None}))

@@ -2,7 +2,8 @@
 SimpleITK's `ImageSeriesReader` (GDCM): slices sorted by position, orientation and spacing from
 the headers, so the image meets the others in physical space like a NIfTI file.
 
-A folder with one series is read as it is. With several series a selector chooses one: a
+Series are looked for in the folder and its subfolders, so a manifest cell may name the series'
+own folder or the case's folder of series folders. A folder with one series is read as it is. With several series a selector chooses one: a
 SeriesInstanceUID, or a SeriesDescription (case-insensitive, exact first, then the one
 description containing it). Several series and no selector, or a selector that matches none or
 several, is a problem of the case that names the series found.
@@ -40,12 +41,14 @@ def _description(file: str) -> str:
 
 
 def list_series(folder: Path) -> list[Series]:
-    """Every DICOM series directly in `folder` (not its subfolders)."""
-    uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+    """Every DICOM series in `folder` and its subfolders (a case folder with one subfolder per
+    series reads like a folder holding them all)."""
     out = []
-    for uid in uids:
-        files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-        out.append(Series(uid, _description(files[0]) if files else "", files))
+    for directory in [folder] + sorted(p for p in folder.rglob("*") if p.is_dir()):
+        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)) or ():
+            files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid))
+            if files:
+                out.append(Series(uid, _description(files[0]), files))
     return out
 
 
@@ -88,5 +91,5 @@ def read_series(case_id: str, name: str, folder: Path, selector: str | None = No
 
 
 def series_files(folder: Path) -> list[Path]:
-    """The files of a DICOM folder, sorted (for the preprocessing cache's content key)."""
-    return sorted(p for p in folder.iterdir() if p.is_file())
+    """The files of a DICOM folder and its subfolders, sorted (the preprocessing cache's key)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file())

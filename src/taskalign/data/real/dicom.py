@@ -3,10 +3,11 @@ SimpleITK's `ImageSeriesReader` (GDCM): slices sorted by position, orientation a
 the headers, so the image meets the others in physical space like a NIfTI file.
 
 Series are looked for in the folder and its subfolders, so a manifest cell may name the series'
-own folder or the case's folder of series folders. A folder with one series is read as it is. With several series a selector chooses one: a
-SeriesInstanceUID, or a SeriesDescription (case-insensitive, exact first, then the one
-description containing it). Several series and no selector, or a selector that matches none or
-several, is a problem of the case that names the series found.
+own folder or the case's folder of series folders. A folder with one series is read as it is.
+With several series a selector chooses one: a SeriesInstanceUID, or a SeriesDescription
+(case-insensitive, exact first, then the one description containing it). Several series and no
+selector, or a selector that matches none or several, is a problem of the case that names the
+series found.
 """
 from __future__ import annotations
 

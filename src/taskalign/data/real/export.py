@@ -119,7 +119,8 @@ def write_dicom_series(array: np.ndarray, case: Case, folder: Path, description:
     """(D, H, W) integer-valued volume -> one DICOM file per slice (int16) in `folder`, with the
     case's spacing, origin and direction in the headers (ImagePositionPatient, ImageOrientationPatient)."""
     origin, direction = grid_of(case)
-    image = sitk.Cast(to_sitk(np.ascontiguousarray(array, np.float32), case.spacing_mm, origin, direction), sitk.sitkInt16)
+    image = to_sitk(np.ascontiguousarray(array, np.float32), case.spacing_mm, origin, direction)
+    image = sitk.Cast(image, sitk.sitkInt16)
     d = image.GetDirection()
     tags = {"0008|0060": "MR", "0008|103e": description, "0020|000e": uid, "0020|000d": uid.rsplit(".", 1)[0],
             "0010|0020": case.case_id, "0020|0037": "\\".join(f"{v:.8f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
@@ -150,7 +151,8 @@ def export_dicom(cases: list[Case], out: str | Path, one_folder: bool = False) -
             rel = f"cases/{case.case_id}/" + ("dicom" if one_folder else seq)
             write_dicom_series(np.round(case.sequence(seq)), case, out / rel, seq, f"{DICOM_ROOT}.{i + 1}.{j + 1}")
             cells[seq] = rel
-        masks = {m: f"cases/{case.case_id}/{m}.nii.gz" for m in ("gland", "zones", "lesion") if getattr(case, m) is not None}
+        masks = {m: f"cases/{case.case_id}/{m}.nii.gz" for m in ("gland", "zones", "lesion")
+                 if getattr(case, m) is not None}
         _images(case, {m: out / p for m, p in masks.items()})
         rows.append({"case_id": case.case_id, **cells, **masks, "label": "" if case.label is None else str(case.label)})
     with (out / "cases.csv").open("w", newline="") as fh:

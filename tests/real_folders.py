@@ -91,3 +91,40 @@ def broken_folder(out: Path, n_good: int, kinds=KINDS, seed: int = 0) -> tuple[P
         break_case(csv_path, case.case_id, kind)
         broken[kind] = case.case_id
     return csv_path, broken
+
+
+# ---- folders as other groups write them (the same phantom volumes, other conventions) --------
+
+def read_rows(csv_path: Path) -> list[dict[str, str]]:
+    return _rows(csv_path)
+
+
+def write_rows(csv_path: Path, rows: list[dict[str, str]]) -> Path:
+    _write_rows(csv_path, rows)
+    return csv_path
+
+
+def rewrite_mask(path: Path, change) -> None:
+    """Rewrite a mask file through `change(array) -> array` (any dtype), keeping its grid."""
+    _rewrite(path, lambda array, image: change(array))
+
+
+def profound_segmentation_csv(canonical: Path) -> Path:
+    """ProFound's segmentation CSV beside a canonical manifest: `t2w,dwi,adc,prostate,lesion`, no
+    case id, the gland stored 0/255 (uint8) and the lesion as float64."""
+    rows = []
+    for row in _rows(canonical):
+        rewrite_mask(canonical.parent / row["gland"], lambda a: (a * 255).astype(np.uint8))
+        rewrite_mask(canonical.parent / row["lesion"], lambda a: a.astype(np.float64))
+        rows.append({"t2w": row["t2w"], "dwi": row["dwi"], "adc": row["adc"], "prostate": row["gland"],
+                     "lesion": row["lesion"]})
+    return write_rows(canonical.parent / "profound_seg.csv", rows)
+
+
+def profound_classification_csv(canonical: Path, cases) -> Path:
+    """ProFound's classification CSV: `pid,t2w,adc,highb,pirads,likert` (PI-RADS and Likert
+    scores instead of a csPCa label)."""
+    rows = [{"pid": row["case_id"], "t2w": row["t2w"], "adc": row["adc"], "highb": row["dwi"],
+             "pirads": str(case.pirads), "likert": str(9 - case.pirads)}   # differs from PI-RADS
+            for row, case in zip(_rows(canonical), cases)]
+    return write_rows(canonical.parent / "profound_cls.csv", rows)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 
 def _study_parser(sub) -> None:
+    from taskalign.data.real.cli import add_folder_options
+
     p = sub.add_parser("study", help="run (or resume) the study grid on the phantom")
     p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "paper"])
     p.add_argument("--out", required=True, type=Path, help="study folder (created; resumed if it exists)")
@@ -26,6 +28,7 @@ def _study_parser(sub) -> None:
     p.add_argument("--data", type=Path, help="real folder (manifest CSV, PI-CAI or MSD) instead of the phantom")
     p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="layout of --data (default: detected)")
     p.add_argument("--dwi", choices=["zero", "drop"], help="--layout msd only (no DWI): zero-fill or drop it")
+    add_folder_options(p)
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local: every unit in this process (default); ray: each unit a Ray task")
     p.add_argument("--address", help="Ray cluster address (host:port) for --backend ray; "
@@ -90,10 +93,14 @@ def study_config(args):
             cfg.pretrain, source=args.pretrain or cfg.pretrain.source,
             allow_weak=cfg.pretrain.allow_weak or args.allow_weak_pretraining))
     if args.data is not None:
+        from taskalign.data.real.cli import folder_options
         from taskalign.data.real.folder import detect_layout
         layout = args.layout or detect_layout(args.data)
+        chosen = folder_options(args)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(
-            cfg.data, source="real", path=str(args.data.resolve()), layout=layout, dwi=args.dwi))
+            cfg.data, source="real", path=str(args.data.resolve()), layout=layout, dwi=args.dwi,
+            columns=tuple((chosen["columns"] or {}).items()), label_rule=chosen["label_rule"],
+            series=tuple((chosen["series"] or {}).items())))
     return cfg
 
 

@@ -113,6 +113,8 @@ def _overview(study: StudyData) -> str:
     if s.splits:
         counts = " / ".join(f"{len(s.splits.get(k) or [])} {k}" for k in ("train", "val", "test", "pretrain"))
         text += f" Cases: {_e(counts)} (data seed {_e(s.splits.get('data_seed', 'n/a'))})."
+        if s.splits.get("label_rule"):
+            text += f" csPCa label from the rule <code>{_e(s.splits['label_rule'])}</code>."
     facts = _config_facts(s.config)
     if facts:
         text += " Configuration: " + "; ".join(f"<code>{_e(k)}</code> = {_e(v)}" for k, v in facts) + "."

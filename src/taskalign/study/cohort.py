@@ -23,6 +23,7 @@ class Cohort:
     reference: list[Case]
     excluded: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    label_rule: str | None = None          # real folders: how the csPCa label was made from a score
 
     def splits(self, data_seed: int) -> dict:
         ids = lambda cases: [c.case_id for c in cases]  # noqa: E731
@@ -30,6 +31,8 @@ class Cohort:
                "pretrain": ids(self.pretrain), "reference": ids(self.reference), "excluded": self.excluded}
         if self.notes:
             out["notes"] = self.notes
+        if self.label_rule:
+            out["label_rule"] = self.label_rule
         return out
 
 

@@ -22,6 +22,9 @@ class DataConfig:
     path: str | None = None                        # real-data folder (source != "phantom")
     layout: str = "manifest"                       # real folders: manifest | picai | msd
     dwi: str | None = None                         # msd only (no DWI): "zero" or "drop"
+    columns: tuple[tuple[str, str], ...] = ()      # manifest: (name, CSV column) overrides (--columns)
+    label_rule: str | None = None                  # csPCa label from a score column, e.g. "pirads>=4"
+    series: tuple[tuple[str, str], ...] = ()       # manifest DICOM folders: (sequence, description or UID)
     shape: tuple[int, int, int] = (16, 48, 48)     # (D, H, W) voxels of every case
     spacing_mm: tuple[float, float, float] = (3.0, 1.5, 1.5)
     n_pretrain: int = 64
@@ -30,6 +33,11 @@ class DataConfig:
     n_test: int = 32
     data_seed: int = 0                             # cohort, split and degradations; not the cell seed
     n_reference: int = 16                          # reference probe set for each encoder's kernel
+
+
+LATER_DATA_FIELDS = {"columns": (), "label_rule": None, "series": ()}
+"""DataConfig fields added after studies were run: left out of the hash at their defaults, so an
+existing study folder keeps its hash (and its finished units)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,9 @@ class StudyConfig:
         return dataclasses.asdict(self)
 
     def hash(self) -> str:
-        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        d = self.to_dict()
+        d["data"] = {k: v for k, v in d["data"].items() if not (k in LATER_DATA_FIELDS and v == LATER_DATA_FIELDS[k])}
+        text = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -26,6 +26,8 @@ import torch
 from taskalign.align.mmd import mmd2
 from taskalign.data.case import SEQUENCES, Case
 from taskalign.data.real import read_folder
+from taskalign.data.real.check import no_usable_case
+from taskalign.data.real.folder import reader_options
 from taskalign.data.real.regrid import resample_case
 from taskalign.study.cell import pooled_features
 from taskalign.study.config import preset
@@ -129,7 +131,8 @@ def compare(encoders: dict, phantom: list, other: list, crop, crops_per_case: in
 def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = None, preset_name: str = "quick",
                      encoders: tuple[str, ...] = ("profound_conv", "provicnet"), n_phantom: int = 16,
                      crops_per_case: int = 8, permutations: int = 500, seed: int = 0, dwi: str | None = None,
-                     log: Callable[[str], None] = print) -> dict:
+                     log: Callable[[str], None] = print, columns: dict[str, str] | None = None,
+                     label_rule: str | None = None, series: dict[str, str] | None = None) -> dict:
     """The gap report (see the module doc) as a dict; pretrained weights are cached under `out`.
 
     `baseline` holds the same tests against as many held-out phantom cases (other indices, same
@@ -140,9 +143,10 @@ def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = Non
     d = cfg.data
     crop = tuple(d.shape)
     context = tuple(int(round(s * CONTEXT_SCALE)) for s in crop)
-    result = read_folder(data, layout, **({"dwi": dwi} if dwi is not None else {}))
+    options = reader_options(layout, data, dwi=dwi, columns=columns, label_rule=label_rule, series=series)
+    result = read_folder(data, layout, check_gzip="crc", **options)
     if not result.cases:
-        raise ValueError(f"{data}: no usable case; run `taskalign data check {data}`")
+        raise ValueError(f"{no_usable_case(result)}; run `taskalign data check {data}`")
     real = [context_case(c, context, d.spacing_mm) for c in result.cases]
     draw = lambda i: (phantom_case(i, d.data_seed, "downstream", context, d.spacing_mm), np.ones(context, bool))  # noqa: E731
     phantom = [draw(i) for i in range(n_phantom)]

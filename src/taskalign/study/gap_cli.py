@@ -8,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+from taskalign.data.real.cli import add_folder_options, folder_options
 from taskalign.study import io
 
 
@@ -25,6 +26,7 @@ def add_gap_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_folder_options(p)
     p.set_defaults(handler=run_gap)
     return p
 
@@ -58,7 +60,7 @@ def run_gap(args: argparse.Namespace) -> int:
 
     report = phantom_real_gap(args.data, args.out, args.layout, args.preset, tuple(args.encoders),
                               args.phantom_cases, args.crops_per_case, args.permutations, args.seed, args.dwi,
-                              log=lambda s: None if args.json else print(s))
+                              log=lambda s: None if args.json else print(s), **folder_options(args))
     io.write_json(Path(args.out) / "gap.json", report)
     print(json.dumps(report, indent=1) if args.json else format_gap(report))
     return 0

@@ -5,8 +5,11 @@
   when the case has no gland mask), since the encoders are built for that input; then split into
   train / val / test by the data seed, in the proportions of the preset's n_train : n_val : n_test
   (at least 1 train, 1 validation and 4 test cases).
-- Broken cases (every problem kind of `taskalign data check`) go to `cohort.excluded` with their
-  reason, and the study goes on with the rest.
+- Broken cases (every problem kind of `taskalign data check`, unreadable files included: every
+  `.gz` is inflated whole) go to `cohort.excluded` with their reason, and the study goes on with
+  the rest; a folder with no usable case is one ValueError.
+- The reader options (`--columns`, `--label-rule`, `--series`) come from the DataConfig; the label
+  rule is written to splits.json.
 - The pretraining cohort and the reference probe set stay phantom (their own seeds), as in a
   phantom study: the in-house VFMs are pretrained on the built-in phantom, and the reference
   kernel of each encoder is the same whatever the downstream data.
@@ -17,6 +20,8 @@ import numpy as np
 
 from taskalign.data.real import read_folder
 from taskalign.data.real.cache import PreprocessCache
+from taskalign.data.real.check import no_usable_case
+from taskalign.data.real.folder import reader_options
 from taskalign.study.cohort import Cohort, _usable
 from taskalign.study.config import DataConfig
 
@@ -39,16 +44,23 @@ def split_sizes(n: int, cfg: DataConfig) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
+def data_options(cfg: DataConfig) -> dict:
+    """The reader options of a real-data config (`folder.reader_options`)."""
+    return reader_options(cfg.layout, cfg.path, dwi=cfg.dwi, columns=dict(cfg.columns) or None,
+                          label_rule=cfg.label_rule, series=dict(cfg.series) or None)
+
+
 def real_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
     """Cohort of a real folder (see the module doc); `cache_dir` holds the preprocessing cache."""
     from taskalign.data.phantom import make_cohort
 
     if not cfg.path:
         raise ValueError("a real-data study needs DataConfig.path (taskalign study --data PATH)")
-    options = {"dwi": cfg.dwi} if cfg.layout == "msd" else {}
     cache = PreprocessCache(cache_dir) if cache_dir else None
     result = read_folder(cfg.path, cfg.layout, crop=tuple(cfg.shape), spacing_mm=tuple(cfg.spacing_mm),
-                         cache=cache, **options)
+                         cache=cache, check_gzip="crc", **data_options(cfg))
+    if not result.cases:
+        raise ValueError(no_usable_case(result) + f"; run `taskalign data check {cfg.path}`")
     excluded = result.excluded
     down = _usable(result.cases, excluded)          # a crop may still leave a constant volume
     order = np.random.default_rng(cfg.data_seed).permutation(len(down))
@@ -60,4 +72,4 @@ def real_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
     notes = [f"downstream cases from {cfg.path} ({result.layout}); pretraining cohort and reference set: phantom"]
     notes += result.notes
     a, b = n_train, n_train + n_val
-    return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded, notes)
+    return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded, notes, label_rule=cfg.label_rule)

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from taskalign.data.case import Case
+from taskalign.data.real.dicom import series_files
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: masks as stored ({0, v}, float) read into their classes; gzip checked
 _ARRAYS = ("gland", "zones", "lesion", "body")
 
 
@@ -58,9 +59,14 @@ class PreprocessCache:
     def key(self, files: dict[str, Path], layout: str, options: dict, settings: dict) -> str | None:
         digests = {}
         for name, path in sorted(files.items()):
-            if not Path(path).is_file():
+            path = Path(path)
+            parts = series_files(path) if path.is_dir() else [path]      # a DICOM folder: every file in it
+            try:
+                digests[name] = [file_digest(p) for p in parts] if path.exists() else None
+            except OSError:
+                return None                      # unreadable: the reader reports it, nothing is cached
+            if not digests[name]:
                 return None
-            digests[name] = file_digest(Path(path))
         payload = {"version": CACHE_VERSION, "layout": layout, "options": _jsonable(options),
                    "settings": _jsonable(settings), "files": digests}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]

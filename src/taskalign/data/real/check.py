@@ -3,6 +3,10 @@ problem found, one line each. Exit status 0 when every case is usable, 1 otherwi
 
     taskalign data check ../shared/data/real/picai_sample/cases.csv
     taskalign data check my_msd_folder --layout msd --dwi zero --json
+    taskalign data check profound_cls.csv --label-rule pirads>=4
+
+The check inflates every `.gz` file whole (CRC checked), so a truncated or corrupted file is a
+problem of its case; the notes say which column was read as what and how masks were read.
 """
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import sys
 from pathlib import Path
 
 from taskalign.data.case import Case
-from taskalign.data.real.folder import LAYOUTS, FolderRead, read_folder
+from taskalign.data.real.cli import add_folder_options, folder_options
+from taskalign.data.real.folder import LAYOUTS, FolderRead, read_folder, reader_options
 
 
 def case_summary(case: Case) -> dict:
@@ -60,22 +65,22 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--layout", choices=LAYOUTS, help="default: .csv = manifest, dataset.json = msd, else picai")
     c.add_argument("--dwi", choices=("zero", "drop"), help="MSD only (no DWI): zero-fill or drop the channel")
     c.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_folder_options(c)
     c.set_defaults(handler=run_data_check)
     return p
 
 
-def layout_options(layout: str | None, path: Path, dwi: str | None) -> dict:
-    """Reader options from CLI flags: `dwi` goes to the MSD layout only."""
-    from taskalign.data.real.folder import detect_layout
-
-    layout = layout or detect_layout(path)
-    return {"dwi": dwi} if layout == "msd" else {}
+def no_usable_case(result: FolderRead) -> str:
+    """The one error for a folder where no case can be used."""
+    kinds = sorted({p.kind for p in result.problems})
+    return (f"no usable case in {result.path}: every one of its {result.entries} entries has a problem "
+            f"({', '.join(kinds) or 'none listed'}); fix the files listed above")
 
 
 def run_data_check(args: argparse.Namespace) -> int:
     try:
-        options = layout_options(args.layout, args.path, args.dwi)
-        result = read_folder(args.path, args.layout, **options)
+        options = reader_options(args.layout, args.path, dwi=args.dwi, **folder_options(args))
+        result = read_folder(args.path, args.layout, check_gzip="crc", **options)
     except ValueError as err:
         if args.json:
             print(json.dumps({"error": str(err), "cases": [], "problems": []}))
@@ -83,7 +88,10 @@ def run_data_check(args: argparse.Namespace) -> int:
             print(f"error: {err}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(report_json(result), indent=1))
+        report = report_json(result)
+        print(json.dumps({**report, "error": no_usable_case(result)} if not result.cases else report, indent=1))
     else:
         print_report(result)
+        if not result.cases:
+            print(f"error: {no_usable_case(result)}", file=sys.stderr)
     return 0 if result.cases and not result.problems else 1

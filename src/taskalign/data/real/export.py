@@ -1,7 +1,8 @@
 """Phantom cases written as a real folder in any of the three layouts (DESIGN.md §4, §5), so the
 readers are tested on the same cases the study uses and a user sees what a valid folder holds.
 
-Images are written as float32 (exact round trip), masks as uint8; the grid has the identity
+Images are written as float32 (exact round trip), masks as uint8 (`export_dicom`: a manifest of
+DICOM series folders, int16); the grid has the identity
 direction (LPS axes) and its centre at the physical origin. The PI-CAI tree has no zones and the
 MSD folder keeps only T2w, ADC and the zones: each layout holds what its real counterpart holds.
 """
@@ -109,6 +110,56 @@ def export_msd(cases: list[Case], out: Path) -> Path:
                "training": training, "test": []}
     (out / "dataset.json").write_text(json.dumps(dataset, indent=2))
     return out
+
+
+DICOM_ROOT = "1.2.826.0.1.3680043.2.1125.7"    # UID prefix of the exported phantom series
+
+
+def write_dicom_series(array: np.ndarray, case: Case, folder: Path, description: str, uid: str) -> None:
+    """(D, H, W) integer-valued volume -> one DICOM file per slice (int16) in `folder`, with the
+    case's spacing, origin and direction in the headers (ImagePositionPatient, ImageOrientationPatient)."""
+    origin, direction = grid_of(case)
+    image = to_sitk(np.ascontiguousarray(array, np.float32), case.spacing_mm, origin, direction)
+    image = sitk.Cast(image, sitk.sitkInt16)
+    d = image.GetDirection()
+    tags = {"0008|0060": "MR", "0008|103e": description, "0020|000e": uid, "0020|000d": uid.rsplit(".", 1)[0],
+            "0010|0020": case.case_id, "0020|0037": "\\".join(f"{v:.8f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+            "0018|0050": f"{case.spacing_mm[0]:g}"}
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for z in range(image.GetDepth()):
+        plane = image[:, :, z]
+        for tag, value in tags.items():
+            plane.SetMetaData(tag, value)
+        plane.SetMetaData("0020|0032", "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, z))))
+        plane.SetMetaData("0020|0013", str(z + 1))
+        plane.SetMetaData("0008|0018", f"{uid}.{z + 1}")
+        writer.SetFileName(str(folder / f"{description}_{z:04d}.dcm"))
+        writer.Execute(plane)
+
+
+def export_dicom(cases: list[Case], out: str | Path, one_folder: bool = False) -> Path:
+    """A manifest whose image cells are DICOM series folders (`cases/<id>/<sequence>/`, or all
+    three series in `cases/<id>/dicom/` with `one_folder`); masks as NIfTI. Images are rounded to
+    integers (DICOM stores int16 here). Returns the CSV."""
+    out = Path(out)
+    rows = []
+    for i, case in enumerate(cases):
+        cells = {}
+        for j, seq in enumerate(("t2w", "dwi", "adc")):
+            rel = f"cases/{case.case_id}/" + ("dicom" if one_folder else seq)
+            write_dicom_series(np.round(case.sequence(seq)), case, out / rel, seq, f"{DICOM_ROOT}.{i + 1}.{j + 1}")
+            cells[seq] = rel
+        masks = {m: f"cases/{case.case_id}/{m}.nii.gz" for m in ("gland", "zones", "lesion")
+                 if getattr(case, m) is not None}
+        _images(case, {m: out / p for m, p in masks.items()})
+        rows.append({"case_id": case.case_id, **cells, **masks, "label": "" if case.label is None else str(case.label)})
+    with (out / "cases.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["case_id", "t2w", "dwi", "adc", "gland", "zones", "lesion", "label"], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out / "cases.csv"
 
 
 def export_cases(cases: list[Case], out: str | Path, layout: str) -> Path:

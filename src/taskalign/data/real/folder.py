@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskalign.data.case import Case
-from taskalign.data.real.problems import CaseError, Problem, validate_case
+from taskalign.data.real.integrity import gzip_problem, open_problem
+from taskalign.data.real.problems import CaseError, Problem, fail, validate_case
 from taskalign.data.real.regrid import crop_case, resample_case
 
 if TYPE_CHECKING:
@@ -63,6 +64,23 @@ def detect_layout(path: str | Path) -> str:
     raise ValueError(f"{path} is neither a manifest CSV nor a folder; give a CSV, a PI-CAI or an MSD folder")
 
 
+def reader_options(layout: str | None, path: str | Path, *, dwi: str | None = None,
+                   columns: dict[str, str] | None = None, label_rule: str | None = None,
+                   series: dict[str, str] | None = None) -> dict[str, Any]:
+    """The options `read_folder` passes to a layout, from the user's choices; ValueError for a
+    choice the layout cannot take (`dwi` only applies to MSD and is ignored elsewhere)."""
+    layout = layout or detect_layout(path)
+    given = {"columns": columns, "series": series, "label_rule": label_rule}
+    takes = {"manifest": ("columns", "series", "label_rule"), "picai": ("label_rule",), "msd": ()}[layout]
+    for name, value in given.items():
+        if value and name not in takes:
+            flag = "--" + name.replace("_", "-")
+            where = "a manifest CSV or a PI-CAI folder" if name == "label_rule" else "a manifest CSV"
+            raise ValueError(f"{flag} does not apply to {path}, read as a {layout} folder; it applies to {where}")
+    options = {k: v for k, v in given.items() if v and k in takes}
+    return {**options, "dwi": dwi} if layout == "msd" else options
+
+
 def _layout(name: str):
     from taskalign.data.real import manifest, msd, picai
 
@@ -79,6 +97,38 @@ def _duplicates(entries: list[Entry]) -> tuple[list[Entry], list[Problem]]:
     return [e for e in entries if counts[e.case_id] == 1], problems
 
 
+def _check_files(entry: Entry, check_gzip: str) -> None:
+    """CaseError (unreadable_file) for a file of the entry that cannot be opened, or a gzip file
+    that is not whole (`integrity`)."""
+    for name, path in entry.files.items():
+        path = Path(path)
+        if not path.is_file():
+            continue                                  # missing files and DICOM folders: the reader says
+        denied = open_problem(path)
+        if denied:
+            raise fail(entry.case_id, path, "unreadable_file", f"{name} file {path} cannot be opened ({denied}); "
+                       "give the user running taskalign read access")
+        reason = gzip_problem(path, check_gzip) if path.name.endswith(".gz") else None
+        if reason:
+            raise fail(entry.case_id, path, "unreadable_file", f"{name} file {path} is unreadable: {reason}; "
+                       "replace the file")
+
+
+def _read(module, entry: Entry, check_gzip: str) -> tuple[Case | None, list[Problem]]:
+    try:
+        _check_files(entry, check_gzip)
+        case = module.read_entry(entry)
+    except CaseError as err:
+        return None, [err.problem]
+    return case, validate_case(case)
+
+
+def _mask_notes(cases: list[Case], entries: int) -> list[str]:
+    """Each mask conversion once, with the number of cases it applies to."""
+    counts = Counter(note for case in cases for note in case.meta.get("read_notes", ()))
+    return [f"{note} ({n} of {entries} case(s))" for note, n in counts.items()]
+
+
 def _prepare(case: Case, crop, spacing_mm, center: str) -> Case:
     if spacing_mm is not None:
         return resample_case(case, crop or case.shape, spacing_mm, center)
@@ -87,13 +137,14 @@ def _prepare(case: Case, crop, spacing_mm, center: str) -> Case:
 
 def read_folder(path: str | Path, layout: str | None = None, *, crop: tuple[int, int, int] | None = None,
                 spacing_mm: tuple[float, float, float] | None = None, center: str = "gland",
-                cache: "PreprocessCache | None" = None, **options) -> FolderRead:
+                cache: "PreprocessCache | None" = None, check_gzip: str = "size", **options) -> FolderRead:
     """Read every case of a real folder.
 
     `layout` defaults to `detect_layout(path)`; `options` go to the layout (msd needs `dwi="zero"`
     or `"drop"`). `crop` (D, H, W) crops each case around the gland or the image centre
     (`center`) on its own lattice; with `spacing_mm` the case is resampled instead onto `crop`
     voxels (default its own shape) at that spacing. `cache` stores the prepared cases.
+    `check_gzip` ("size" or "crc", see `integrity`) is how far `.gz` files are checked to be whole.
     Structural faults of the folder (no CSV columns, no dataset.json) raise ValueError.
     """
     layout = layout or detect_layout(path)
@@ -109,12 +160,7 @@ def read_folder(path: str | Path, layout: str | None = None, *, crop: tuple[int,
         key = cache.key(entry.files, layout, {**options, "case_id": entry.case_id, "label": entry.label}, settings) if cache else None
         case = cache.get(key) if cache else None
         if case is None:
-            try:
-                case = module.read_entry(entry)
-            except CaseError as err:
-                problems.append(err.problem)
-                continue
-            found = validate_case(case)
+            case, found = _read(module, entry, check_gzip)
             if found:
                 problems.extend(found)
                 continue
@@ -122,4 +168,4 @@ def read_folder(path: str | Path, layout: str | None = None, *, crop: tuple[int,
             if cache:
                 cache.put(key, case)
         cases.append(case)
-    return FolderRead(layout, str(path), cases, problems, notes, len(entries))
+    return FolderRead(layout, str(path), cases, problems, notes + _mask_notes(cases, len(entries)), len(entries))

@@ -9,6 +9,7 @@ sizes and spacings are reversed at this boundary and nowhere else.
 from __future__ import annotations
 
 import itertools
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +17,46 @@ import numpy as np
 import SimpleITK as sitk
 
 from taskalign.data.case import SEQUENCES, Case
+from taskalign.data.real.dicom import read_series
+from taskalign.data.real.integrity import open_problem
+from taskalign.data.real.masks import read_mask
 from taskalign.data.real.problems import fail
 
 GRID_TOL = 1e-3  # mm and direction-cosine tolerance for "the same grid"
 MASK_NAMES = ("gland", "zones", "lesion")
 
 
-def read_image(case_id: str, name: str, path: Path, dims: tuple[int, ...] = (3,)) -> sitk.Image:
-    """A single-component image of one of `dims` dimensions; CaseError (missing_file /
-    unreadable_file) naming the case, the file and what is wrong."""
+def read_image(case_id: str, name: str, path: Path, dims: tuple[int, ...] = (3,),
+               series: str | None = None) -> sitk.Image:
+    """A single-component image of one of `dims` dimensions, from a file or a DICOM series folder
+    (`series` chooses one of several, see `dicom`); CaseError (missing_file / unreadable_file /
+    ambiguous_series / non_finite) naming the case, the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        image = read_series(case_id, name, path, series)
+    elif not path.is_file():
         raise fail(case_id, path, "missing_file", f"{name} file {path} does not exist; fix the path or add the file")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "no reason given"
-        raise fail(case_id, path, "unreadable_file", f"{name} file {path} is unreadable ({reason})") from err
+    else:
+        image = _read_file(case_id, name, path)
     if image.GetDimension() not in dims or image.GetNumberOfComponentsPerPixel() != 1:
         raise fail(case_id, path, "unreadable_file",
                    f"{name} file {path} must be a {'/'.join(map(str, dims))}-D single-channel image, got "
                    f"{image.GetDimension()}-D with {image.GetNumberOfComponentsPerPixel()} component(s)")
     _check_nifti_finite(case_id, name, path, image)
     return image
+
+
+def _read_file(case_id: str, name: str, path: Path) -> sitk.Image:
+    denied = open_problem(path)
+    if denied:
+        raise fail(case_id, path, "unreadable_file", f"{name} file {path} cannot be opened ({denied}); "
+                   "give the user running taskalign read access")
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "no reason given"
+        raise fail(case_id, path, "unreadable_file", f"{name} file {path} is unreadable: not an image SimpleITK "
+                   f"reads, or truncated ({reason}); replace the file") from err
 
 
 def _check_nifti_finite(case_id: str, name: str, path: Path, image: sitk.Image) -> None:
@@ -49,8 +67,13 @@ def _check_nifti_finite(case_id: str, name: str, path: Path, image: sitk.Image) 
     if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
         return
     import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
 
-    data = np.asarray(nib.load(str(path)).dataobj)
+    try:
+        data = np.asarray(nib.load(str(path)).dataobj)
+    except (EOFError, OSError, ValueError, zlib.error, ImageFileError) as err:
+        raise fail(case_id, path, "unreadable_file", f"{name} file {path} is unreadable: truncated or corrupt "
+                   f"({type(err).__name__}: {err}); replace the file") from err
     bad = int((~np.isfinite(data)).sum())
     if bad:
         raise fail(case_id, path, "non_finite", f"{name} file {path} has {bad} NaN/Inf voxel(s) of {data.size} "
@@ -93,16 +116,6 @@ def on_grid(image: sitk.Image, reference: sitk.Image, is_mask: bool) -> np.ndarr
     return sitk.GetArrayFromImage(image)
 
 
-def as_mask(case_id: str, name: str, file: str, array: np.ndarray) -> np.ndarray:
-    """Integer mask values as uint8; CaseError (label_values) for non-integer, negative or > 255
-    values. Values outside the mask's classes are kept and reported by `validate_case`."""
-    values = np.unique(array)
-    if values.size and (values.min() < 0 or values.max() > 255 or not np.all(values == np.round(values))):
-        raise fail(case_id, file, "label_values",
-                   f"{name} mask must hold small non-negative integers, got values {values[:10].tolist()}")
-    return array.astype(np.uint8)
-
-
 def grid_meta(reference: sitk.Image) -> dict[str, Any]:
     return {"origin_xyz": tuple(reference.GetOrigin()), "direction": tuple(reference.GetDirection())}
 
@@ -119,10 +132,13 @@ def assemble_case(case_id: str, images: dict[str, sitk.Image | None], masks: dic
     shape = tuple(reversed(reference.GetSize()))
     volumes = [np.zeros(shape, np.float32) if images.get(seq) is None
                else on_grid(images[seq], reference, is_mask=False).astype(np.float32) for seq in SEQUENCES]
-    arrays = {name: as_mask(case_id, name, files.get(name, ""), on_grid(img, reference, is_mask=True))
-              for name, img in masks.items()}
+    arrays, notes = {}, []
+    for name, img in masks.items():
+        arrays[name], note = read_mask(case_id, name, files.get(name, ""), on_grid(img, reference, is_mask=True))
+        notes += [note] if note else []
     absent = tuple(seq for seq in SEQUENCES if images.get(seq) is None)
-    meta = {**(meta or {}), **grid_meta(reference), "files": dict(files), "absent_sequences": absent}
+    meta = {**(meta or {}), **grid_meta(reference), "files": dict(files), "absent_sequences": absent,
+            "read_notes": notes}
     spacing = tuple(float(s) for s in reversed(reference.GetSpacing()))  # ITK (x, y, z) -> (z, y, x)
     return Case(case_id=case_id, image=np.stack(volumes), spacing_mm=spacing, label=label, meta=meta, **arrays)
 

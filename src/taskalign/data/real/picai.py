@@ -18,6 +18,7 @@ from pathlib import Path
 from taskalign.data.case import Case
 from taskalign.data.real.folder import Entry
 from taskalign.data.real.io import assemble_case, read_image
+from taskalign.data.real.labels import LabelRule, parse_rule
 from taskalign.data.real.problems import Problem
 
 FILE_SEQUENCES = {"t2w": "t2w", "hbv": "dwi", "adc": "adc"}
@@ -33,20 +34,32 @@ def _folder(root: Path, given: str | Path | None, default: str) -> Path | None:
     return root / default if (root / default).is_dir() else None
 
 
-def _marksheet(path: Path | None) -> dict[str, str]:
+def _marksheet(path: Path | None, rule: LabelRule | None) -> tuple[dict[str, str], str | None]:
+    """{case id: label cell} and the column read (case_csPCa, or the rule's score column)."""
     if path is None or not path.is_file():
-        return {}
+        return {}, None
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        need = {"patient_id", "study_id", "case_csPCa"}
-        if not need <= set(reader.fieldnames or []):
-            raise ValueError(f"marksheet {path} lacks columns {sorted(need - set(reader.fieldnames or []))}")
-        return {f"{r['patient_id'].strip()}_{r['study_id'].strip()}": r["case_csPCa"].strip() for r in reader}
+        header = list(reader.fieldnames or [])
+        column = rule.column(header) if rule else "case_csPCa"
+        if rule is not None and column is None:
+            raise ValueError(f"--label-rule {rule.text}: marksheet {path} has no {rule.score} column; its columns "
+                             f"are {header}")
+        need = {"patient_id", "study_id", column}
+        if not need <= set(header):
+            raise ValueError(f"marksheet {path} lacks columns {sorted(need - set(header))}")
+        return {f"{r['patient_id'].strip()}_{r['study_id'].strip()}": (r[column] or "").strip() for r in reader}, column
 
 
-def _label(case_id: str, text: str | None, path: Path | None) -> tuple[int | None, Problem | None]:
+def _label(case_id: str, text: str | None, path: Path | None,
+           rule: LabelRule | None = None) -> tuple[int | None, Problem | None]:
     if text is None or text == "":
         return None, None
+    if rule is not None:
+        try:
+            return rule.label(text), None
+        except ValueError as err:
+            return None, Problem(case_id, str(path), "label_values", str(err))
     value = {"YES": 1, "NO": 0, "1": 1, "0": 0}.get(text.upper())
     if value is None:
         return None, Problem(case_id, str(path), "label_values", f"case_csPCa must be YES or NO, got {text!r}")
@@ -54,8 +67,10 @@ def _label(case_id: str, text: str | None, path: Path | None) -> tuple[int | Non
 
 
 def list_entries(root: Path, labels: str | Path | None = None, gland: str | Path | None = None,
-                 marksheet: str | Path | None = None) -> tuple[list[Entry], list[str]]:
-    """One Entry per `<patient_id>_<study_id>` found in the images tree."""
+                 marksheet: str | Path | None = None, label_rule: str | None = None) -> tuple[list[Entry], list[str]]:
+    """One Entry per `<patient_id>_<study_id>` found in the images tree; the label is the
+    marksheet's case_csPCa, or `label_rule` applied to one of its columns (`isup>=2`)."""
+    rule = parse_rule(label_rule)
     if not root.is_dir():
         raise ValueError(f"PI-CAI folder {root} does not exist")
     images = root / "images" if (root / "images").is_dir() else root
@@ -63,7 +78,7 @@ def list_entries(root: Path, labels: str | Path | None = None, gland: str | Path
     sheet_path = Path(marksheet) if marksheet is not None else root / "marksheet.csv"
     if marksheet is not None and not sheet_path.is_file():
         raise ValueError(f"marksheet {sheet_path} does not exist")
-    sheet = _marksheet(sheet_path)
+    sheet, column = _marksheet(sheet_path, rule)
     found: dict[str, dict[str, Path]] = {}
     for patient in sorted(p for p in images.iterdir() if p.is_dir() and p not in (labels_dir, gland_dir)):
         for file in sorted(patient.iterdir()):
@@ -82,9 +97,10 @@ def list_entries(root: Path, labels: str | Path | None = None, gland: str | Path
             files["lesion"] = labels_dir / f"{case_id}.nii.gz"
         if gland_dir is not None:
             files["gland"] = gland_dir / f"{case_id}.nii.gz"
-        label, problem = _label(case_id, sheet.get(case_id), sheet_path)
+        label, problem = _label(case_id, sheet.get(case_id), sheet_path, rule)
         entries.append(Entry(case_id, files, label, {}, problem))
     notes = [] if sheet else [f"no marksheet at {sheet_path}: csPCa labels unknown (classification is skipped)"]
+    notes += [rule.describe(column)] if rule and sheet else []
     if labels_dir is None:
         notes.append(f"no labels folder under {root}: no lesion masks (segmentation is skipped)")
     return entries, notes

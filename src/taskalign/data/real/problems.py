@@ -12,7 +12,7 @@ from taskalign.data.case import SEQUENCES, Case
 
 PROBLEM_KINDS = (
     "missing_file",      # a file the layout names is not there
-    "unreadable_file",   # the file exists but is not a 3-D (or the layout's 4-D) image
+    "unreadable_file",   # not a 3-D (or the layout's 4-D) image: not an image, truncated, corrupt, no access
     "no_overlap",        # a sequence or mask does not overlap the T2w grid in physical space
     "non_finite",        # NaN or Inf voxels
     "empty_volume",      # an image that is zero everywhere
@@ -21,6 +21,7 @@ PROBLEM_KINDS = (
     "empty_mask",        # a mask with no foreground where one is required
     "duplicate_id",      # two entries with the same case id
     "bad_entry",         # an entry that names no case (a manifest row without case_id)
+    "ambiguous_series",  # a DICOM folder with several series and no (or an ambiguous) choice
 )
 MASK_CLASSES = {"gland": (0, 1), "zones": (0, 1, 2), "lesion": (0, 1, 2, 3, 4, 5)}
 """Allowed values per mask: gland 0/1; zones 0 bg, 1 PZ, 2 TZ; lesion 0 bg, 1-5 ISUP (or 0/1)."""

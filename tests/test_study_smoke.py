@@ -63,6 +63,14 @@ def test_folder_layout_and_records(smoke_study):
     assert set(paired) == {(e, t) for e in cfg.encoders for t in cfg.tasks}
     assert paired[("provicnet", "segmentation")]["test"].startswith("Wilcoxon")
     assert {c["encoder"] for c in summary["cells"]} == set(cfg.encoders)
+    vs_scratch = {(p["encoder"], p["task"]) for p in summary["paired_vs_scratch"]}
+    assert vs_scratch == set(paired)
+    # the smoke preset pretrains 12 steps: its weights fail the gate and are never called a foundation model
+    assert all(summary["start_weights"][e]["gate"] is False for e in cfg.encoders)
+    assert "not a foundation model" in (out / "report.html").read_text()
+    for e in cfg.encoders:
+        card = next((out / "pretrain" / e).glob("*/card.json"))
+        assert json.loads(card.read_text())["probe"]["gate"]["passed"] is False
     layers = json.loads((cell / "alignment.json").read_text())["layers"]
     assert len(layers) == 4 and all(math.isfinite(layer["d2p"]) for layer in layers)
 

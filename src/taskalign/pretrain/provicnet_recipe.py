@@ -3,6 +3,7 @@
 one; both stages run in the one pretraining loop, so a killed run resumes where it stopped."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 
@@ -30,11 +31,15 @@ def _check(encoder, cases: Sequence[Case], steps: int, batch_size: int, lr: floa
 
 def provicnet_stages(encoder: ProViCNetEncoder, cases: Sequence[Case], steps: int, batch_size: int, lr: float,
                      seed: int, stage1_fraction: float = 0.7, dino: DinoConfig | None = None,
-                     contrast: PatchContrastConfig | None = None) -> list[Stage]:
-    """Stage 1 (DINO) for round(stage1_fraction · steps) steps, stage 2 (patch contrast) for the rest."""
+                     contrast: PatchContrastConfig | None = None, backbone_lr_scale: float | None = None
+                     ) -> list[Stage]:
+    """Stage 1 (DINO) for round(stage1_fraction · steps) steps, stage 2 (patch contrast) for the
+    rest; `backbone_lr_scale`, when given, replaces stage 2's backbone rate fraction."""
     _check(encoder, cases, steps, batch_size, lr, stage1_fraction)
     dino = dino or dino_config(encoder.cfg.preset)
     contrast = contrast or patch_contrast_config(encoder.cfg.preset)
+    if backbone_lr_scale is not None:
+        contrast = dataclasses.replace(contrast, backbone_lr_scale=backbone_lr_scale)
     if dino.keep not in ("student", "teacher"):
         raise ValueError(f"DinoConfig.keep must be 'student' or 'teacher', got {dino.keep!r}")
     labelled = labelled_cases(cases)
@@ -61,11 +66,13 @@ def provicnet_stages(encoder: ProViCNetEncoder, cases: Sequence[Case], steps: in
 def pretrain_provicnet(encoder: ProViCNetEncoder, cases: Sequence[Case], steps: int, batch_size: int, lr: float,
                        seed: int, progress: Progress | None = None, checkpoint: Checkpointer | None = None,
                        stop_after: int | None = None, stage1_fraction: float = 0.7, dino: DinoConfig | None = None,
-                       contrast: PatchContrastConfig | None = None) -> list[float]:
+                       contrast: PatchContrastConfig | None = None, backbone_lr_scale: float | None = None
+                       ) -> list[float]:
     """ProViCNet's two stages on `cases`, `batch_size` volumes per step (4 slices each). Trains
     `encoder` in place; returns the loss of every step (stage 1, then stage 2)."""
     was_training = encoder.training
-    stages = provicnet_stages(encoder, cases, steps, batch_size, lr, seed, stage1_fraction, dino, contrast)
+    stages = provicnet_stages(encoder, cases, steps, batch_size, lr, seed, stage1_fraction, dino, contrast,
+                              backbone_lr_scale)
     try:
         with torch.random.fork_rng(devices=[]):
             return run_stages(stages, seed, checkpoint, progress, stop_after)

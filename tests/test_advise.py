@@ -1,0 +1,130 @@
+"""Transferability estimators of `taskalign.advise` against direct computations on tiny inputs,
+their invariances, and their errors; then `taskalign advise` end to end on a tiny phantom."""
+import numpy as np
+import pytest
+
+from taskalign.advise import (drift_proxy, h_score, knn_score, linear_probe_score, log_evidence, logme,
+                              max_evidence)
+
+
+def direct_log_evidence(f: np.ndarray, y: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """log N(y; 0, α⁻¹ F Fᵀ + β⁻¹ I) for arrays of (α, β): the evidence without any identity."""
+    n = len(y)
+    cov = np.einsum("k,ij->kij", 1 / alpha, f @ f.T) + np.einsum("k,ij->kij", 1 / beta, np.eye(n))
+    _, logdet = np.linalg.slogdet(cov)
+    quad = np.einsum("i,kij,j->k", y, np.linalg.inv(cov), y)
+    return -0.5 * (n * np.log(2 * np.pi) + logdet + quad)
+
+
+def brute_force_max(f: np.ndarray, y: np.ndarray, rounds: int = 4, points: int = 60) -> float:
+    """max over (α, β) of the direct evidence on log grids, each round zoomed around the best."""
+    lo, hi = np.array([-6.0, -6.0]), np.array([6.0, 6.0])
+    best = -np.inf
+    for _ in range(rounds):
+        a, b = np.meshgrid(np.linspace(lo[0], hi[0], points), np.linspace(lo[1], hi[1], points))
+        values = direct_log_evidence(f, y, 10 ** a.ravel(), 10 ** b.ravel())
+        k = int(np.argmax(values))
+        best = max(best, float(values[k]))
+        centre, step = np.array([a.ravel()[k], b.ravel()[k]]), (hi - lo) / (points - 1)
+        lo, hi = centre - 2 * step, centre + 2 * step
+    return best / len(y)
+
+
+@pytest.mark.parametrize("n,d", [(8, 12), (20, 3)])
+def test_logme_svd_evidence_matches_the_direct_formula(n, d):
+    rng = np.random.default_rng(n)
+    f, y = rng.normal(size=(n, d)), rng.normal(size=n)
+    for alpha, beta in [(0.1, 3.0), (2.0, 0.5), (30.0, 30.0)]:
+        direct = direct_log_evidence(f, y, np.array([alpha]), np.array([beta]))[0]
+        assert log_evidence(f, y, alpha, beta) == pytest.approx(direct, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("n,d", [(8, 12), (20, 3), (15, 15)])
+def test_logme_fixed_point_reaches_the_brute_force_maximum(n, d):
+    rng = np.random.default_rng(d)
+    f = rng.normal(size=(n, d))
+    y = f[:, 0] * 0.8 + rng.normal(scale=0.5, size=n)
+    value, alpha, beta = max_evidence(f, y)
+    grid = brute_force_max(f, y)
+    assert value >= grid - 1e-9              # no grid point beats the fixed point
+    assert value - grid < 1e-4               # and the grid gets as close as its resolution allows
+
+
+def test_logme_averages_one_hot_columns():
+    rng = np.random.default_rng(1)
+    f, labels = rng.normal(size=(12, 4)), np.array([0, 1, 2] * 4)
+    columns = [max_evidence(f, (labels == c).astype(float))[0] for c in range(3)]
+    assert logme(f, labels) == pytest.approx(np.mean(columns))
+    targets = rng.normal(size=(12, 2))
+    assert logme(f, targets, regression=True) == pytest.approx(
+        np.mean([max_evidence(f, targets[:, j])[0] for j in range(2)]))
+
+
+def test_h_score_matches_explicit_class_means():
+    rng = np.random.default_rng(2)
+    f, labels = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
+    f[labels == 1] += 1.5
+    mu = f.mean(0)
+    between = sum((labels == c).mean() * np.outer(f[labels == c].mean(0) - mu, f[labels == c].mean(0) - mu)
+                  for c in np.unique(labels))
+    expected = np.trace(np.linalg.inv(np.cov(f.T, bias=True)) @ between)
+    assert h_score(f, labels) == pytest.approx(expected, rel=1e-9)
+
+
+def test_h_score_uses_a_pseudo_inverse_when_n_is_below_d():
+    rng = np.random.default_rng(3)
+    f, labels = rng.normal(size=(6, 10)), np.array([0, 0, 0, 1, 1, 1])
+    assert np.isfinite(h_score(f, labels))
+
+
+def test_invariances_shift_and_relabelling():
+    rng = np.random.default_rng(4)
+    f, labels = rng.normal(size=(40, 5)), rng.integers(0, 3, 40)
+    f[labels == 2, 0] += 2.0
+    shift = rng.normal(size=5) * 10
+    assert h_score(f + shift, labels) == pytest.approx(h_score(f, labels), rel=1e-8)
+    renamed = np.array([7, -1, 3])[labels]                  # class ids permuted and renamed
+    assert h_score(f, renamed) == pytest.approx(h_score(f, labels), rel=1e-12)
+    assert logme(f, renamed) == pytest.approx(logme(f, labels), rel=1e-12)
+
+
+def test_scores_are_larger_for_features_that_carry_the_label():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 80)
+    noise = rng.normal(size=(80, 6))
+    signal = noise.copy()
+    signal[:, 0] += 3.0 * labels
+    assert logme(signal, labels) > logme(noise, labels) + 0.1
+    assert h_score(signal, labels) > h_score(noise, labels) + 0.5
+    assert linear_probe_score(signal, labels) > 0.9 > 0.7 > linear_probe_score(noise, labels)
+    assert knn_score(signal, labels) > 0.8 > knn_score(noise, labels)
+    targets = noise[:, :2] @ np.array([[1.0, 0.0], [0.5, 2.0]])
+    assert logme(noise, targets, regression=True) > logme(rng.normal(size=(80, 6)), targets, regression=True)
+    assert linear_probe_score(noise, targets, regression=True) > 0.9
+
+
+def test_drift_proxy_is_small_for_one_distribution_and_large_for_a_shift():
+    rng = np.random.default_rng(6)
+    reference = rng.normal(size=(40, 5))
+    same, shifted = rng.normal(size=(40, 5)), rng.normal(size=(40, 5)) + 2.0
+    assert abs(drift_proxy(same, reference)) < 0.05 < drift_proxy(shifted, reference)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda f, y: logme(f, y[:-1]), "10 rows but labels have 9"),
+    (lambda f, y: h_score(f, y[:-1]), "10 rows but labels have 9"),
+    (lambda f, y: logme(f, np.zeros(10)), "one class"),
+    (lambda f, y: h_score(f, np.ones(10, dtype=int)), "one class"),
+    (lambda f, y: linear_probe_score(f, np.zeros(10)), "one class"),
+    (lambda f, y: logme(np.where(np.arange(10)[:, None] == 3, np.nan, f), y), "NaN or Inf"),
+    (lambda f, y: h_score(f, np.where(np.arange(10) == 2, np.nan, y.astype(float))), "NaN or Inf"),
+    (lambda f, y: logme(f, np.full(10, np.nan), regression=True), "NaN or Inf"),
+    (lambda f, y: logme(f[0], y), "must be 2-D|2-D|shape"),
+    (lambda f, y: knn_score(f, y, groups=np.zeros(10)), "at least 2 cases"),
+    (lambda f, y: drift_proxy(f, f[:, :2]), "columns"),
+])
+def test_bad_inputs_raise_value_errors_that_say_what_is_wrong(call, match):
+    rng = np.random.default_rng(7)
+    f, y = rng.normal(size=(10, 3)), np.array([0, 1] * 5)
+    with pytest.raises(ValueError, match=match):
+        call(f, y)

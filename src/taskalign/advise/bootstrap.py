@@ -1,9 +1,17 @@
-"""Percentile intervals over cases: resample the target cases with replacement and recompute a
-statistic on the rows of the drawn cases (a case drawn twice contributes its rows twice).
+"""Intervals over target cases by half-sampling: a bootstrap that never repeats a case.
 
-Rows of one case are correlated (cells of one volume), so cases, not rows, are the resampling
-unit. A resample on which the statistic is undefined (e.g. a single class drawn) is skipped and
-counted; the interval says how many resamples it rests on.
+Each resample is a random half of the n cases (m = ⌊n/2⌋, drawn without replacement), and the
+statistic is recomputed on the rows of those cases. For a statistic θ whose variance scales as
+1/n, the half-sample deviation θ_m − θ_n has variance σ²(1/m − 1/n) = σ²/n when m = n/2, the
+variance of θ_n itself (McCarthy 1969, half-sampling), so the basic interval
+
+    [θ_n − q_{1−a/2}(θ_m − θ_n),  θ_n − q_{a/2}(θ_m − θ_n)]     (a = 1 − confidence)
+
+needs no rescaling. Why not the ordinary bootstrap: a case drawn twice duplicates its rows, and
+LogME, H-score and MMD² read duplicated rows as extra evidence (measured: on the smoke phantom
+the ordinary bootstrap's LogME interval lay wholly above its estimate, [0.76, 7.2] around −0.84).
+Rows of one case are correlated (cells of one volume), so cases, not rows, are the unit. A
+half on which the statistic is undefined (e.g. one class drawn) is skipped and counted.
 """
 from __future__ import annotations
 
@@ -17,32 +25,36 @@ import numpy as np
 class Interval:
     low: float
     high: float
-    resamples: int      # resamples the interval rests on
-    skipped: int        # resamples on which the statistic was undefined
+    resamples: int      # halves the interval rests on
+    skipped: int        # halves on which the statistic was undefined
+    method: str = "half-sampling of cases, basic interval"
 
 
 def case_bootstrap(statistic: Callable[[np.ndarray], float], groups: np.ndarray, resamples: int = 200,
                    seed: int = 0, confidence: float = 0.95) -> Interval | None:
-    """Percentile interval of statistic(rows) over `resamples` draws of cases with replacement;
-    None with fewer than 2 cases or when no resample gives a finite value."""
+    """Half-sampling interval (module docstring) of statistic(rows) around statistic(all rows);
+    `groups` (n_rows,) names each row's case. None with fewer than 4 cases (halves of 1 case
+    say nothing), with `resamples` = 0, or when the statistic is undefined on every half."""
     groups = np.asarray(groups)
     cases = np.unique(groups)
-    if len(cases) < 2 or resamples < 1:
+    if len(cases) < 4 or resamples < 1:
         return None
     rows_of = [np.flatnonzero(groups == c) for c in cases]
+    full = float(statistic(np.arange(len(groups))))
     rng = np.random.default_rng(seed)
-    values, skipped = [], 0
+    deviations, skipped = [], 0
     for _ in range(resamples):
-        rows = np.concatenate([rows_of[i] for i in rng.integers(0, len(cases), len(cases))])
+        half = rng.choice(len(cases), size=len(cases) // 2, replace=False)
         try:
-            value = float(statistic(rows))
+            value = float(statistic(np.concatenate([rows_of[i] for i in np.sort(half)])))
         except ValueError:
             value = float("nan")
         if np.isfinite(value):
-            values.append(value)
+            deviations.append(value - full)
         else:
             skipped += 1
-    if not values:
+    if not deviations:
         return None
     tail = (1 - confidence) / 2 * 100
-    return Interval(float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)), len(values), skipped)
+    high_dev, low_dev = np.percentile(deviations, 100 - tail), np.percentile(deviations, tail)
+    return Interval(full - float(high_dev), full - float(low_dev), len(deviations), skipped)

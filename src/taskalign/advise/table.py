@@ -1,0 +1,48 @@
+"""The text table of `taskalign advise`: per estimator, each candidate's score with its interval
+and rank, the estimator's direction, and how far it is to be trusted."""
+from __future__ import annotations
+
+from taskalign.advise.scoring import ESTIMATORS
+
+
+def _cell(score: dict) -> str:
+    if score["value"] is None:
+        return "not estimable"
+    text = f"{score['value']:.4g}"
+    iv = score["interval"]
+    return text + (f" [{iv['low']:.4g}, {iv['high']:.4g}]" if iv else " [no interval: under 4 cases]")
+
+
+def format_result(result: dict) -> str:
+    """Human-readable report of an `advise` result."""
+    labels = [c["label"] for c in result["candidates"]]
+    width = max(len(label) for label in labels) + 2
+    lines = [f"task {result['task']}; target: {result['target']}",
+             f"intervals: 95 %, {result['resamples']} random halves of the {result['n_cases']} target cases "
+             "(half-sampling, basic interval)"]
+    for cand in result["candidates"]:
+        lines.append(f"  {cand['label']}: {cand['source']} weights{' ' + cand['weights'] if cand['weights'] else ''}; "
+                     f"{cand['n_rows']} {cand['unit']} rows x {cand['n_features']} features")
+        lines += [f"    note: {note}" for note in cand["notes"]]
+    lines += [f"  target note: {note}" for note in result["target_notes"]]
+    for name in ESTIMATORS:
+        info = result["estimators"][name]
+        first = result["scores"][labels[0]][name]
+        lines.append("")
+        lines.append(f"{name} ({first['metric'] or 'score'}; {'larger' if info['higher_is_better'] else 'smaller'} "
+                     f"is better); rank correlation with fine-tuned gain: {info['rank_correlation_note']}")
+        ranks = result["ranking"][name]
+        for label in sorted(labels, key=lambda lb: ranks.get(lb, len(labels) + 1)):
+            score = result["scores"][label][name]
+            rank = f"#{ranks[label]}" if label in ranks else "  -"
+            lines.append(f"  {rank:>3} {label:<{width}} {_cell(score)}")
+            if score["not_estimable"]:
+                lines.append(f"      {score['not_estimable']}")
+    lines.append("")
+    if result["mean_rank"]:
+        best = sorted(result["mean_rank"].items(), key=lambda kv: kv[1])
+        lines.append("mean rank over the estimators that ranked every candidate (1 = best): "
+                     + ", ".join(f"{label} {rank:.1f}" for label, rank in best))
+    else:
+        lines.append("no estimator could rank every candidate on this target data")
+    return "\n".join(lines)

@@ -128,3 +128,92 @@ def test_bad_inputs_raise_value_errors_that_say_what_is_wrong(call, match):
     f, y = rng.normal(size=(10, 3)), np.array([0, 1] * 5)
     with pytest.raises(ValueError, match=match):
         call(f, y)
+
+
+# ---- `taskalign advise` end to end (smoke preset: 8 training cases on an 8x32x32 grid) ----
+
+import json
+from pathlib import Path
+
+from taskalign.cli import main
+
+PICAI = Path("/work/shared/data/real/picai_sample/cases.csv")
+
+
+def _checkpoint(tmp_path: Path, seed: int) -> Path:
+    """A profound_conv (micro) state dict of random init `seed`, as a user's safetensors file."""
+    import torch
+    from safetensors.torch import save_file
+
+    from taskalign.encoders.base import create_encoder
+
+    torch.manual_seed(seed)
+    encoder = create_encoder("profound_conv", size="micro")
+    path = tmp_path / f"ckpt_{seed}.safetensors"
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(path))
+    return path
+
+
+def _advise_json(capsys, *args) -> dict:
+    assert main(["advise", "--preset", "smoke", "--bootstrap", "5", "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_advise_ranks_two_checkpoints_and_a_random_init(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path, 3)
+    out = _advise_json(capsys, "--task", "segmentation", "--cases", "6", "--encoders",
+                       f"profound_conv={ckpt}", "profound_conv=random")
+    labels = [c["label"] for c in out["candidates"]]
+    assert labels == [f"profound_conv={ckpt}", "profound_conv=random"]
+    assert out["n_cases"] == 6 and out["candidates"][0]["source"] == "file"
+    assert out["candidates"][0]["unit"] == "cell"
+    for name, info in out["estimators"].items():
+        assert info["rank_correlation_with_finetuned_gain"] is None
+        assert "transfer matrix" in info["rank_correlation_note"]
+        assert sorted(out["ranking"][name].values()) in ([1, 2], [1, 1], [])
+        for label in labels:
+            score = out["scores"][label][name]
+            assert (score["value"] is None) != (score["not_estimable"] is None), score
+            if name in ("logme", "h_score", "drift_proxy"):
+                assert score["value"] is not None, (name, score)
+    interval = out["scores"][labels[0]]["logme"]["interval"]
+    assert interval["resamples"] > 0 and interval["low"] <= out["scores"][labels[0]]["logme"]["value"] <= interval["high"]
+
+
+def test_advise_regression_task_has_no_h_score(capsys):
+    out = _advise_json(capsys, "--task", "synthesis", "--cases", "4", "--encoders", "profound_conv=random")
+    score = out["scores"]["profound_conv=random"]
+    assert "continuous" in score["h_score"]["not_estimable"]
+    assert score["linear_probe"]["metric"] == "r2" and score["logme"]["value"] is not None
+
+
+def test_advise_falls_back_to_random_init_without_shipped_weights(monkeypatch, capsys):
+    monkeypatch.setattr("taskalign.pretrain.card.shipped_weights", lambda name, size: None)
+    assert main(["advise", "--preset", "smoke", "--bootstrap", "0", "--task", "classification", "--cases", "6",
+                 "--encoders", "profound_conv"]) == 0
+    text = capsys.readouterr().out
+    assert "no shipped foundation weights for profound_conv (micro)" in text
+    assert "rank correlation with fine-tuned gain: not measured" in text
+
+
+@pytest.mark.skipif(not PICAI.exists(), reason="the PI-CAI sample is not on this machine")
+def test_advise_on_one_real_case_says_what_it_cannot_estimate(capsys):
+    out = _advise_json(capsys, "--task", "segmentation", "--data", str(PICAI), "--encoders", "profound_conv=random")
+    assert out["n_cases"] == 1 and "1 target case" in out["limits"][0]
+    score = out["scores"]["profound_conv=random"]
+    assert score["logme"]["value"] is not None and score["logme"]["interval"] is None
+    assert "at least 2 cases" in score["linear_probe"]["not_estimable"]
+    assert score["drift_proxy"]["not_estimable"]
+    assert main(["advise", "--task", "classification", "--data", str(PICAI), "--encoders", "profound_conv=random"]) == 2
+    assert "nothing can be estimated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("encoders,match", [
+    (["no_such_encoder"], "unknown encoder 'no_such_encoder'"),
+    (["profound_conv=/no/such/file.safetensors"], "does not exist"),
+    (["profound_conv=random", "profound_conv=random"], "more than once"),
+])
+def test_advise_refuses_bad_candidates_in_one_line(encoders, match, capsys):
+    assert main(["advise", "--preset", "smoke", "--task", "classification", "--encoders", *encoders]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("taskalign: error: ") and match in err and err.count("\n") == 1

@@ -25,6 +25,18 @@ from taskalign.advise.target import TargetData
 from taskalign.tasks.base import create_task, list_tasks
 
 
+def limits(n_cases: int, kind: str) -> list[str]:
+    """What `n_cases` target cases cannot support, in words (empty when nothing is missing)."""
+    if n_cases == 1:
+        what = ("nothing at case level" if kind == "classification" else
+                "only LogME and H-score on the cells of that one case; they describe one patient")
+        return [f"1 target case: {what}; no interval (needs >= 4 cases), no linear or kNN probe (folds are "
+                "grouped by case: >= 2 cases), no drift proxy (unbiased MMD²: >= 2 cases)"]
+    if n_cases < 4:
+        return [f"{n_cases} target cases: no intervals (half-sampling needs >= 4 cases)"]
+    return []
+
+
 def advise(task_name: str, candidates: list[Candidate], target: TargetData, resamples: int = 200, seed: int = 0,
            log: Callable[[str], None] = lambda msg: None) -> dict:
     """Scores, intervals and rankings of `candidates` for task `task_name` on `target` (JSON-ready)."""
@@ -52,6 +64,7 @@ def advise(task_name: str, candidates: list[Candidate], target: TargetData, resa
             f"{time.perf_counter() - start:.0f} s")
     order = ranking(scores)
     return {
+        "limits": limits(len(samples), task.kind),
         "task": task_name, "target": target.description, "n_cases": len(samples),
         "target_notes": target.notes + skipped, "resamples": resamples, "seed": seed,
         "candidates": described,
@@ -59,5 +72,5 @@ def advise(task_name: str, candidates: list[Candidate], target: TargetData, resa
                               "rank_correlation_with_finetuned_gain": None,
                               "rank_correlation_note": CORRELATION_NOT_MEASURED} for name in ESTIMATORS},
         "scores": {label: {name: s.to_dict() for name, s in per.items()} for label, per in scores.items()},
-        "ranking": order, "mean_rank": mean_rank(order, list(scores)),
+        "ranking": order, "mean_rank": mean_rank(order, scores),
     }

@@ -62,12 +62,20 @@ def _inputs(features, labels, groups, regression: bool, folds: int):
         raise ValueError(f"a cross-validated probe needs rows from at least 2 cases, got {n_cases}")
     if folds < 2:
         raise ValueError(f"folds must be >= 2, got {folds}")
-    return x, y, g
+    folds = min(folds, n_cases)
+    if not regression:     # every training fold must see every class: a class in c cases allows c folds
+        cases_with = {int(c): len(np.unique(g[y == c])) for c in np.unique(y)}
+        rarest = min(cases_with, key=cases_with.get)
+        if cases_with[rarest] < 2:
+            raise ValueError(f"class {rarest} occurs in {cases_with[rarest]} case only; folds grouped by case need "
+                             "every class in at least 2 cases")
+        folds = min(folds, cases_with[rarest])
+    return x, y, g, folds
 
 
 def linear_probe(features, labels, groups=None, regression: bool = False, folds: int = DEFAULT_FOLDS) -> OutOfFold:
     """Out-of-fold linear probe (module docstring) of features (n, d) for two classes or targets."""
-    x, y, g = _inputs(features, labels, groups, regression, folds)
+    x, y, g, folds = _inputs(features, labels, groups, regression, folds)
     if not regression and y.max() > 1:
         raise ValueError(f"the linear probe scores two classes by AUROC; labels hold {y.max() + 1} classes "
                          "(use logme / h_score / knn_score for more)")
@@ -85,7 +93,7 @@ def _splits(x: np.ndarray, y: np.ndarray, g: np.ndarray, regression: bool, folds
 def knn_probe(features, labels, groups=None, regression: bool = False, k: int = DEFAULT_K,
               folds: int = DEFAULT_FOLDS) -> OutOfFold:
     """Out-of-fold kNN probe (module docstring) of features (n, d) for class ids or targets."""
-    x, y, g = _inputs(features, labels, groups, regression, folds)
+    x, y, g, folds = _inputs(features, labels, groups, regression, folds)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     pred = np.zeros(y.shape, dtype=np.float64 if regression else np.int64)

@@ -39,6 +39,7 @@ class Score:
     n_cases: int
     metric: str = ""
     not_estimable: str | None = None     # why there is no value
+    caution: str | None = None           # why the value says little
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +80,10 @@ def score_candidate(rows: TaskRows, reference: np.ndarray, resamples: int = 200,
                                "H-score needs class labels; this task's target is continuous")
     else:
         out["h_score"] = _measure(lambda r: h_score(x[r], y[r]), g, "trace", resamples, seed)
+        if len(y) <= x.shape[1]:
+            out["h_score"] = dataclasses.replace(out["h_score"], caution=(
+                f"{len(y)} rows <= {x.shape[1]} features: the pseudo-inverse separates any labelling, so the "
+                "H-score sits at its ceiling (classes − 1) and does not rank"))
     out["linear_probe"] = _probe(lambda: linear_probe(x, y, g, reg), g, resamples, seed)
     out["knn"] = _probe(lambda: knn_probe(x, y, g, reg), g, resamples, seed)
     out["drift_proxy"] = _measure(lambda r: drift_proxy(rows.case_features[r], reference), cases,
@@ -98,9 +103,12 @@ def ranking(scores: dict[str, dict[str, Score]]) -> dict[str, dict[str, int]]:
     return out
 
 
-def mean_rank(ranks: dict[str, dict[str, int]], labels: list[str]) -> dict[str, float]:
-    """Each candidate's mean rank (1 = best) over the estimators that ranked every candidate."""
-    full = [r for r in ranks.values() if len(r) == len(labels) and r]
+def mean_rank(ranks: dict[str, dict[str, int]], scores: dict[str, dict[str, Score]]) -> dict[str, float]:
+    """Each candidate's mean rank (1 = best) over the estimators that ranked every candidate
+    without a caution (an H-score at its ceiling does not rank)."""
+    labels = list(scores)
+    full = [r for name, r in ranks.items() if len(r) == len(labels) and r
+            and not any(scores[label][name].caution for label in labels)]
     if not full:
         return {}
     return {label: float(np.mean([r[label] for r in full])) for label in labels}

@@ -19,12 +19,13 @@ def format_result(result: dict) -> str:
     width = max(len(label) for label in labels) + 2
     lines = [f"task {result['task']}; target: {result['target']}",
              f"intervals: 95 %, {result['resamples']} random halves of the {result['n_cases']} target cases "
-             "(half-sampling, basic interval)"]
+             "(half-sampling)"]
     for cand in result["candidates"]:
         lines.append(f"  {cand['label']}: {cand['source']} weights{' ' + cand['weights'] if cand['weights'] else ''}; "
                      f"{cand['n_rows']} {cand['unit']} rows x {cand['n_features']} features")
         lines += [f"    note: {note}" for note in cand["notes"]]
     lines += [f"  target note: {note}" for note in result["target_notes"]]
+    lines += [f"LIMITS: {limit}" for limit in result["limits"]]
     for name in ESTIMATORS:
         info = result["estimators"][name]
         first = result["scores"][labels[0]][name]
@@ -36,12 +37,12 @@ def format_result(result: dict) -> str:
             score = result["scores"][label][name]
             rank = f"#{ranks[label]}" if label in ranks else "  -"
             lines.append(f"  {rank:>3} {label:<{width}} {_cell(score)}")
-            if score["not_estimable"]:
-                lines.append(f"      {score['not_estimable']}")
+            for remark in (score["not_estimable"], score["caution"]):
+                lines += [f"      {remark}"] if remark else []
     lines.append("")
     if result["mean_rank"]:
         best = sorted(result["mean_rank"].items(), key=lambda kv: kv[1])
-        lines.append("mean rank over the estimators that ranked every candidate (1 = best): "
+        lines.append("mean rank over the estimators that ranked every candidate without a caution (1 = best): "
                      + ", ".join(f"{label} {rank:.1f}" for label, rank in best))
     else:
         lines.append("no estimator could rank every candidate on this target data")

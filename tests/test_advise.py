@@ -176,8 +176,9 @@ def test_advise_ranks_two_checkpoints_and_a_random_init(tmp_path, capsys):
             assert (score["value"] is None) != (score["not_estimable"] is None), score
             if name in ("logme", "h_score", "drift_proxy"):
                 assert score["value"] is not None, (name, score)
-    interval = out["scores"][labels[0]]["logme"]["interval"]
-    assert interval["resamples"] > 0 and interval["low"] <= out["scores"][labels[0]]["logme"]["value"] <= interval["high"]
+    logme_score = out["scores"][labels[0]]["logme"]
+    interval = logme_score["interval"]
+    assert interval["resamples"] > 0 and interval["low"] <= logme_score["value"] <= interval["high"]
 
 
 def test_advise_regression_task_has_no_h_score(capsys):

@@ -41,7 +41,8 @@ def as_targets(targets, n: int) -> np.ndarray:
         raise ValueError(f"features have {n} rows but targets have {len(y)}; give one target row per feature row")
     bad = ~np.isfinite(y).all(axis=1)
     if bad.any():
-        raise ValueError(f"targets have NaN or Inf values in {int(bad.sum())} row(s), first row {int(np.flatnonzero(bad)[0])}")
+        raise ValueError(f"targets have NaN or Inf values in {int(bad.sum())} row(s), "
+                         f"first row {int(np.flatnonzero(bad)[0])}")
     return y
 
 

@@ -10,7 +10,25 @@ def _cell(score: dict) -> str:
         return "not estimable"
     text = f"{score['value']:.4g}"
     iv = score["interval"]
-    return text + (f" [{iv['low']:.4g}, {iv['high']:.4g}]" if iv else " [no interval: under 4 cases]")
+    if not iv:
+        return text + " [no interval]"
+    rests = f" (on {iv['resamples']} halves; {iv['skipped']} undefined, e.g. one class)" if iv["skipped"] else ""
+    return text + f" [{iv['low']:.4g}, {iv['high']:.4g}]{rests}"
+
+
+def _separation(result: dict, name: str) -> str | None:
+    """Whether the best candidate's interval clears the runner-up's (a conservative check: the
+    intervals are marginal, not paired)."""
+    ranks = result["ranking"][name]
+    ordered = sorted(ranks, key=ranks.get)
+    if len(ordered) < 2:
+        return None
+    first, second = (result["scores"][label][name]["interval"] for label in ordered[:2])
+    if not first or not second:
+        return None
+    apart = first["low"] > second["high"] or first["high"] < second["low"]
+    return ("the best candidate's interval clears the runner-up's" if apart else
+            "the intervals of #1 and #2 overlap: these cases do not separate them")
 
 
 def format_result(result: dict) -> str:
@@ -39,6 +57,8 @@ def format_result(result: dict) -> str:
             lines.append(f"  {rank:>3} {label:<{width}} {_cell(score)}")
             for remark in (score["not_estimable"], score["caution"]):
                 lines += [f"      {remark}"] if remark else []
+        separation = _separation(result, name)
+        lines += [f"  {separation}"] if separation else []
     lines.append("")
     if result["mean_rank"]:
         best = sorted(result["mean_rank"].items(), key=lambda kv: kv[1])

@@ -72,5 +72,5 @@ def advise(task_name: str, candidates: list[Candidate], target: TargetData, resa
                               "rank_correlation_with_finetuned_gain": None,
                               "rank_correlation_note": CORRELATION_NOT_MEASURED} for name in ESTIMATORS},
         "scores": {label: {name: s.to_dict() for name, s in per.items()} for label, per in scores.items()},
-        "ranking": order, "mean_rank": mean_rank(order, scores),
+        "ranking": order, "mean_rank": mean_rank(order, scores) if len(samples) >= 2 else {},
     }

@@ -36,8 +36,8 @@ def format_result(result: dict) -> str:
     labels = [c["label"] for c in result["candidates"]]
     width = max(len(label) for label in labels) + 2
     lines = [f"task {result['task']}; target: {result['target']}",
-             f"intervals: 95 %, {result['resamples']} random halves of the {result['n_cases']} target cases "
-             "(half-sampling)"]
+             (f"intervals: 95 %, {result['resamples']} random halves of the {result['n_cases']} target cases "
+              "(half-sampling)" if result["n_cases"] >= 4 else "intervals: none (fewer than 4 target cases)")]
     for cand in result["candidates"]:
         lines.append(f"  {cand['label']}: {cand['source']} weights{' ' + cand['weights'] if cand['weights'] else ''}; "
                      f"{cand['n_rows']} {cand['unit']} rows x {cand['n_features']} features")
@@ -64,6 +64,8 @@ def format_result(result: dict) -> str:
         best = sorted(result["mean_rank"].items(), key=lambda kv: kv[1])
         lines.append("mean rank over the estimators that ranked every candidate without a caution (1 = best): "
                      + ", ".join(f"{label} {rank:.1f}" for label, rank in best))
+    elif result["n_cases"] < 2:
+        lines.append("no mean rank: one target case says nothing about other patients (see LIMITS)")
     else:
         lines.append("no estimator could rank every candidate on this target data")
     return "\n".join(lines)

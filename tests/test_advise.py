@@ -110,6 +110,36 @@ def test_drift_proxy_is_small_for_one_distribution_and_large_for_a_shift():
     assert abs(drift_proxy(same, reference)) < 0.05 < drift_proxy(shifted, reference)
 
 
+def test_half_sampling_interval_has_the_width_of_the_mean_s_standard_error():
+    from taskalign.advise import case_bootstrap
+
+    rng = np.random.default_rng(8)
+    values = rng.normal(size=400)
+    groups = np.repeat(np.arange(100), 4)              # 100 cases of 4 rows each
+    case_means = values.reshape(100, 4).mean(1)
+    interval = case_bootstrap(lambda rows: values[rows].mean(), groups, resamples=2000, seed=0)
+    expected_width = 2 * 1.96 * case_means.std(ddof=1) / np.sqrt(100)
+    assert interval.low < values.mean() < interval.high
+    assert (interval.high - interval.low) == pytest.approx(expected_width, rel=0.15)
+    assert case_bootstrap(lambda rows: 0.0, np.arange(3), resamples=10) is None      # under 4 cases
+
+
+def test_ranking_shares_ties_and_mean_rank_skips_cautioned_estimators():
+    from taskalign.advise.scoring import Score, mean_rank, ranking
+
+    def scores(logme, drift, caution=None):
+        s = {name: Score(None, None, 10, 10, "", "n/a") for name in ("h_score", "linear_probe", "knn")}
+        s["logme"], s["drift_proxy"] = Score(logme, None, 10, 10), Score(drift, None, 10, 10, caution=caution)
+        return s
+    table = {"a": scores(1.0, 0.5), "b": scores(1.0, 0.1), "c": scores(0.2, 0.3)}
+    ranks = ranking(table)
+    assert ranks["logme"] == {"a": 1, "b": 1, "c": 3}
+    assert ranks["drift_proxy"] == {"b": 1, "c": 2, "a": 3}          # smaller is better
+    assert mean_rank(ranks, table) == {"a": 2.0, "b": 1.0, "c": 2.5}
+    table["a"]["drift_proxy"] = Score(0.5, None, 10, 10, caution="at its ceiling")
+    assert mean_rank(ranking(table), table) == {"a": 1.0, "b": 1.0, "c": 3.0}
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda f, y: logme(f, y[:-1]), "10 rows but labels have 9"),
     (lambda f, y: h_score(f, y[:-1]), "10 rows but labels have 9"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from taskalign.encoders.base import Encoder, create_encoder, list_encoders
+from taskalign.encoders.weights.loading import CheckpointNote
 from taskalign.encoders.weights.provicnet import parse_entries
 
 RANDOM_SEED = 0
@@ -31,13 +32,14 @@ class Candidate:
     note: str = ""               # what a user should know (a fallback, a gate that failed)
 
     def build(self, sequences: tuple[str, ...]) -> tuple[Encoder, list[str]]:
-        """The encoder for `sequences` with this candidate's weights, and the loader's notes."""
+        """The encoder for `sequences` with this candidate's weights (files through
+        `create_with_weights`, i.e. `load_file_into`, key for key), and the loader's notes."""
         with warnings.catch_warnings(record=True) as caught, torch.random.fork_rng(devices=[]):
             warnings.simplefilter("always")
             torch.manual_seed(RANDOM_SEED)
             encoder = create_encoder(self.encoder, size=self.size, input_sequences=tuple(sequences),
                                      weights=str(self.weights) if self.weights else None)
-        return encoder, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        return encoder, [str(w.message) for w in caught if issubclass(w.category, CheckpointNote)]
 
 
 def _shipped(label: str, name: str, size: str) -> Candidate:

@@ -24,7 +24,7 @@ import numpy as np
 
 from taskalign.data.case import Case
 from taskalign.encoders.base import Encoder
-from taskalign.probe.features import DenseFeatures, dense_features, pool_to_grid, probe_grid
+from taskalign.probe.features import DenseFeatures, dense_features, pool_to_grid
 from taskalign.probe.probes import restoration_rows, restoration_table
 from taskalign.study.runner import reference_samples
 from taskalign.tasks.base import Sample, Task

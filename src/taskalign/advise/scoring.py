@@ -57,7 +57,7 @@ def _measure(statistic: Callable[[np.ndarray], float], groups: np.ndarray, metri
 
 def _probe(fit: Callable[[], object], groups: np.ndarray, resamples: int, seed: int) -> Score:
     """A probe's score; its interval clipped to the metric's range (AUROC and balanced accuracy
-    in [0, 1], R² at most 1), which the basic interval of a small target can overshoot."""
+    in [0, 1], R² at most 1), which the interval of a small target can overshoot."""
     try:
         oof = fit()
     except ValueError as err:

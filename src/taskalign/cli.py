@@ -53,6 +53,7 @@ def _report_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from taskalign.advise.cli import add_advise_parser
     from taskalign.align.cli import add_mmd_parser
     from taskalign.encoders.weights.cli import add_checkpoint_parser
     from taskalign.data.real.cli import add_parsers as add_real_data_parsers
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_real_data_parsers(sub)   # data check, gap
     add_pretrain_parser(sub)
     add_probe_parser(sub)
+    add_advise_parser(sub)
     return parser
 
 

@@ -34,6 +34,10 @@ class UnknownName(UserError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class MissingFile(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist; the message says which and what to give."""
+
+
 class WriteFailed(UserError, OSError):
     """A file could not be written (full disk, no permission); nothing half-written is left.
     `WriteFailed(errno, message, path)`: the message is the whole text."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from taskalign.data.case import Case
+from taskalign.errors import InputError
 from taskalign.study.config import DataConfig
 
 
@@ -79,4 +80,4 @@ def build_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
     if cfg.source == "real":
         from taskalign.study.real_cohort import real_cohort
         return real_cohort(cfg, cache_dir)
-    raise ValueError(f"data source {cfg.source!r} is not known to the study; use 'phantom' or 'real' (a folder)")
+    raise InputError(f"data source {cfg.source!r} is not known to the study; use 'phantom' or 'real' (a folder)")

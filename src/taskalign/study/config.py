@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from taskalign.errors import InputError
+
 ENCODERS_DEFAULT = ("profound_conv", "provicnet")
 TASKS_DEFAULT = ("classification", "segmentation", "super_resolution", "distortion_correction", "synthesis")
 
@@ -147,5 +149,5 @@ PRESETS: dict[str, Callable[[], StudyConfig]] = {"smoke": smoke, "quick": quick,
 
 def preset(name: str, **overrides: Any) -> StudyConfig:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dataclasses.replace(PRESETS[name](), **{k: v for k, v in overrides.items() if v is not None})

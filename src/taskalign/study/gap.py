@@ -27,6 +27,7 @@ from taskalign.align.mmd import mmd2
 from taskalign.data.case import SEQUENCES, Case
 from taskalign.data.real import read_folder
 from taskalign.data.real.regrid import resample_case
+from taskalign.errors import InputError
 from taskalign.study.cell import pooled_features
 from taskalign.study.config import preset
 from taskalign.study.pretrain_stage import ensure_pretrained, load_encoder
@@ -142,7 +143,7 @@ def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = Non
     context = tuple(int(round(s * CONTEXT_SCALE)) for s in crop)
     result = read_folder(data, layout, **({"dwi": dwi} if dwi is not None else {}))
     if not result.cases:
-        raise ValueError(f"{data}: no usable case; run `taskalign data check {data}`")
+        raise InputError(f"{data}: no usable case; run `taskalign data check {data}`")
     real = [context_case(c, context, d.spacing_mm) for c in result.cases]
     draw = lambda i: (phantom_case(i, d.data_seed, "downstream", context, d.spacing_mm), np.ones(context, bool))  # noqa: E731
     phantom = [draw(i) for i in range(n_phantom)]

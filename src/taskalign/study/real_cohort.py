@@ -17,6 +17,7 @@ import numpy as np
 
 from taskalign.data.real import read_folder
 from taskalign.data.real.cache import PreprocessCache
+from taskalign.errors import InputError
 from taskalign.study.cohort import Cohort, _usable
 from taskalign.study.config import DataConfig
 
@@ -28,7 +29,7 @@ def split_sizes(n: int, cfg: DataConfig) -> tuple[int, int, int]:
     """(n_train, n_val, n_test) of n cases in the preset's proportions: at least 1 train and 1
     validation case and `MIN_TEST` test cases, so at least 6 cases."""
     if n < MIN_TEST + 2:
-        raise ValueError(f"{cfg.path}: only {n} usable case(s); a study needs at least {MIN_TEST + 2} "
+        raise InputError(f"{cfg.path}: only {n} usable case(s); a study needs at least {MIN_TEST + 2} "
                          f"(1 train, 1 validation, {MIN_TEST} test). Run `taskalign data check` to see what is "
                          "wrong with the others")
     total = cfg.n_train + cfg.n_val + cfg.n_test
@@ -44,7 +45,7 @@ def real_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
     from taskalign.data.phantom import make_cohort
 
     if not cfg.path:
-        raise ValueError("a real-data study needs DataConfig.path (taskalign study --data PATH)")
+        raise InputError("a real-data study needs DataConfig.path (taskalign study --data PATH)")
     options = {"dwi": cfg.dwi} if cfg.layout == "msd" else {}
     cache = PreprocessCache(cache_dir) if cache_dir else None
     result = read_folder(cfg.path, cfg.layout, crop=tuple(cfg.shape), spacing_mm=tuple(cfg.spacing_mm),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from taskalign.data.case import Case
 from taskalign.data.real.problems import CaseError, Problem, validate_case
 from taskalign.data.real.regrid import crop_case, resample_case
+from taskalign.errors import InputError
 
 if TYPE_CHECKING:
     from taskalign.data.real.cache import PreprocessCache
@@ -60,7 +61,7 @@ def detect_layout(path: str | Path) -> str:
         return "msd"
     if path.is_dir():
         return "picai"
-    raise ValueError(f"{path} is neither a manifest CSV nor a folder; give a CSV, a PI-CAI or an MSD folder")
+    raise InputError(f"{path} is neither a manifest CSV nor a folder; give a CSV, a PI-CAI or an MSD folder")
 
 
 def _layout(name: str):
@@ -68,7 +69,7 @@ def _layout(name: str):
 
     modules = {"manifest": manifest, "picai": picai, "msd": msd}
     if name not in modules:
-        raise ValueError(f"unknown layout {name!r}; choose one of {', '.join(LAYOUTS)}")
+        raise InputError(f"unknown layout {name!r}; choose one of {', '.join(LAYOUTS)}")
     return modules[name]
 
 

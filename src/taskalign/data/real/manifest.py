@@ -13,6 +13,7 @@ from taskalign.data.case import SEQUENCES, Case
 from taskalign.data.real.folder import Entry
 from taskalign.data.real.io import MASK_NAMES, assemble_case, read_image
 from taskalign.data.real.problems import Problem, fail
+from taskalign.errors import InputError
 
 REQUIRED = ("case_id",) + SEQUENCES
 MASKS = MASK_NAMES
@@ -29,12 +30,12 @@ def _label(case_id: str, csv_path: Path, text: str) -> tuple[int | None, Problem
 def list_entries(csv_path: Path) -> tuple[list[Entry], list[str]]:
     """One Entry per CSV row; ValueError when the CSV is missing or lacks the required columns."""
     if not csv_path.is_file():
-        raise ValueError(f"manifest {csv_path} does not exist")
+        raise InputError(f"manifest {csv_path} does not exist")
     with csv_path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"manifest {csv_path} lacks columns {missing}; it needs {list(REQUIRED)}")
+            raise InputError(f"manifest {csv_path} lacks columns {missing}; it needs {list(REQUIRED)}")
         rows = list(reader)
     entries = []
     for number, row in enumerate(rows, start=2):            # row 1 is the header

@@ -16,10 +16,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from taskalign.errors import InputError, MissingFile
+
 CONTAINER_KEYS = ("model", "state_dict")  # ProFound/MAE files: {"model": ...}; Lightning-style: {"state_dict": ...}
 
 
-class CheckpointRefused(ValueError):
+class CheckpointRefused(InputError):
     """The file cannot be read without running pickled code (or is not a checkpoint at all)."""
 
 
@@ -60,7 +62,7 @@ def read_file(path: str | Path) -> Any:
     (weights_only=True) returns. Raises FileNotFoundError or CheckpointRefused."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+        raise MissingFile(f"checkpoint file {path} does not exist")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))

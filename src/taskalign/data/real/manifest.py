@@ -31,12 +31,16 @@ def list_entries(csv_path: Path) -> tuple[list[Entry], list[str]]:
     """One Entry per CSV row; ValueError when the CSV is missing or lacks the required columns."""
     if not csv_path.is_file():
         raise InputError(f"manifest {csv_path} does not exist")
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"manifest {csv_path} lacks columns {missing}; it needs {list(REQUIRED)}")
-        rows = list(reader)
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(f"manifest {csv_path} lacks columns {missing}; it needs {list(REQUIRED)}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"manifest {csv_path} is not a text CSV file ({err}); give a UTF-8 CSV with "
+                         f"columns {list(REQUIRED)}") from err
     entries = []
     for number, row in enumerate(rows, start=2):            # row 1 is the header
         case_id = (row["case_id"] or "").strip()

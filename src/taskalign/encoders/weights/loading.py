@@ -19,7 +19,7 @@ from taskalign.encoders.weights.formats import Placement, best_size, convert, id
 from taskalign.encoders.weights.matching import CheckpointMismatch, compare_keys, load_exactly, shapes_of
 from taskalign.encoders.weights.profound import NORM_NOTE
 from taskalign.encoders.weights.provicnet import parse_entries, sequence_files
-from taskalign.encoders.weights.reading import read_state_dict
+from taskalign.encoders.weights.reading import read_state_dict, refuse_unrecognised
 from taskalign.errors import InputError
 
 
@@ -119,5 +119,6 @@ def parse_weights_option(item: str) -> tuple[str, str]:
     for seq, path in parse_entries(files):
         if not path.is_file():
             raise InputError(f"--weights {item!r}: file {path} does not exist")
+        refuse_unrecognised(path)
         parts.append(f"{seq}:{path.resolve()}" if seq else str(path.resolve()))
     return name, ",".join(parts)

@@ -92,10 +92,13 @@ def study_config(args):
     import dataclasses
 
     from taskalign.encoders.weights import parse_weights_option
+    from taskalign.encoders.weights.loading import refuse_unrecognised_files
     from taskalign.study.config import preset
     from taskalign.study.runner import check_names
 
     weights = [parse_weights_option(item) for item in args.weights]
+    for _, spec in weights:
+        refuse_unrecognised_files(spec)
     cfg = preset(args.preset, encoders=tuple(args.encoders) if args.encoders else None,
                  tasks=tuple(args.tasks) if args.tasks else None,
                  seeds=tuple(range(args.seeds)) if args.seeds is not None else None)

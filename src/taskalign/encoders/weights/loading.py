@@ -119,6 +119,12 @@ def parse_weights_option(item: str) -> tuple[str, str]:
     for seq, path in parse_entries(files):
         if not path.is_file():
             raise InputError(f"--weights {item!r}: file {path} does not exist")
-        refuse_unrecognised(path)
         parts.append(f"{seq}:{path.resolve()}" if seq else str(path.resolve()))
     return name, ",".join(parts)
+
+
+def refuse_unrecognised_files(spec: str) -> None:
+    """Raise `CheckpointRefused` for a file of a `parse_weights_option` spec whose first bytes are
+    no checkpoint's, before a study spends time on its cohort and other encoders."""
+    for _, path in parse_entries(spec):
+        refuse_unrecognised(path)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 ESTIMATORS = ("unbiased-u", "biased-v", "paired-u")
-ROW_CHUNK_ENTRIES = 1 << 20   # float32 entries converted to float64 at a time (8 MiB)
+ROW_CHUNK_ENTRIES = 1 << 15   # entries converted to float64 at a time (256 KiB: stays in cache)
 
 
 @dataclass(frozen=True)

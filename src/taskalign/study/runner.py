@@ -54,11 +54,13 @@ class Timer:
 
 
 def check_names(cfg: StudyConfig) -> None:
-    """Raise `UnknownName` (listing the registered names) for an encoder or task that no
-    registry holds, before any work starts."""
+    """Raise `UnknownName` (listing the registered names) for an encoder, task or data source
+    that no registry holds, before any work starts."""
+    from taskalign.data.sources import DATA_SOURCES
     from taskalign.encoders.base import ENCODERS
     from taskalign.tasks.base import TASKS
 
+    DATA_SOURCES.get(cfg.data.source)
     for name in cfg.encoders:
         ENCODERS.get(name)
     for name in cfg.tasks:

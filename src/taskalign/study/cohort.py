@@ -109,7 +109,8 @@ def build_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
     ref = read_source("phantom", {"n": cfg.n_reference, "seed": cfg.data_seed + REFERENCE_SEED_OFFSET,
                                   "cohort": "pretrain", **grid}).cases
     notes = list(read.notes)
-    if cfg.source != "phantom":
-        notes.insert(min(1, len(notes)), "pretraining cohort and reference set: phantom")
+    if cfg.source != "phantom":   # said in the source's first note, where a reader of splits.json looks
+        first = notes[0] if notes else f"downstream cases from the data source {cfg.source!r}"
+        notes[:1] = [f"{first}; pretraining cohort and reference set: phantom"]
     a, b = n_train, n_train + n_val
     return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded, notes)

@@ -20,8 +20,8 @@ TASKS_DEFAULT = ("classification", "segmentation", "super_resolution", "distorti
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "phantom"
-    path: str | None = None                        # real-data folder (source != "phantom")
+    source: str = "phantom"                        # registered data source: phantom, real (a folder), yours
+    path: str | None = None                        # real-data folder (source "real")
     layout: str = "manifest"                       # real folders: manifest | picai | msd
     dwi: str | None = None                         # msd only (no DWI): "zero" or "drop"
     shape: tuple[int, int, int] = (16, 48, 48)     # (D, H, W) voxels of every case

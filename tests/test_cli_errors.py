@@ -70,6 +70,7 @@ def test_random_bytes_weights_are_refused(tmp_path, capsys):
     (("--backend", "slurm"), ("--backend", "slurm", "ray")),
     (("--data", "x.csv", "--layout", "nifti"), ("--layout", "nifti", "picai")),
     (("--layout", "msd"), ("--data",)),
+    (("--data", "MISSING.csv"), ("--data", "MISSING.csv", "does not exist")),
 ])
 def test_bad_study_arguments(tmp_path, capsys, argv, words):
     assert_user_error(*run(capsys, "study", "--out", tmp_path / "s", *argv), *words)

@@ -106,6 +106,8 @@ def study_config(args):
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
     if args.data is not None:
         from taskalign.data.real.folder import detect_layout
+        if not args.data.exists():
+            raise InputError(f"--data {args.data} does not exist; give a manifest CSV, a PI-CAI or an MSD folder")
         layout = args.layout or detect_layout(args.data)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(
             cfg.data, source="real", path=str(args.data.resolve()), layout=layout, dwi=args.dwi))

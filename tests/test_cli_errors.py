@@ -128,6 +128,11 @@ def test_mmd_nan_rows(tmp_path, capsys):
     assert_user_error(*run(capsys, "mmd", a, b), "b.npy", "NaN", "3, 11")
 
 
+def test_mmd_one_row_is_too_few(tmp_path, capsys):
+    a, b = features(tmp_path, np.zeros((1, 4)), np.ones((6, 4)))
+    assert_user_error(*run(capsys, "mmd", a, b), "at least 2 rows")
+
+
 def test_mmd_dimension_mismatch(tmp_path, capsys):
     a, b = features(tmp_path, np.zeros((5, 4)), np.ones((6, 3)))
     assert_user_error(*run(capsys, "mmd", a, b), "4 features", "3")

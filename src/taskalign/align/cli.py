@@ -35,7 +35,8 @@ def add_mmd_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--kernel", choices=KERNEL_NAMES, default="rbf")
     p.add_argument("--bandwidth", type=positive_float, nargs="+", metavar="S",
                    help="kernel bandwidth σ (several: kernels averaged); default: median heuristic")
-    p.add_argument("--permutations", type=nonnegative_int, default=1000, metavar="B", help="permutations for the p-value (0: none)")
+    p.add_argument("--permutations", type=nonnegative_int, default=1000, metavar="B",
+                   help="permutations for the p-value (0: none)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--paired", action="store_true",
                        help="row i of A and B are the same item: paired U-statistic, swaps within pairs")

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
+from taskalign.errors import InputError
+
 ESTIMATORS = ("unbiased-u", "biased-v", "paired-u")
 ROW_CHUNK_ENTRIES = 1 << 15   # entries converted to float64 at a time (256 KiB: stays in cache)
 
@@ -56,11 +58,11 @@ class KernelSums:
 def check_estimator(estimator: str, m: int, n: int) -> None:
     """Raise ValueError if `estimator` is unknown or the sample sizes do not allow it."""
     if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown MMD² estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+        raise InputError(f"unknown MMD² estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
     if estimator == "paired-u" and m != n:
-        raise ValueError(f"the paired estimator needs one row per pair in each sample; got {m} and {n} rows")
+        raise InputError(f"the paired estimator needs one row per pair in each sample; got {m} and {n} rows")
     if estimator != "biased-v" and min(m, n) < 2:
-        raise ValueError(f"the {estimator} estimator needs at least 2 rows per sample, got {m} and {n}")
+        raise InputError(f"the {estimator} estimator needs at least 2 rows per sample, got {m} and {n}")
 
 
 def mmd2_from_sums(sums: KernelSums, estimator: str) -> float:
@@ -130,7 +132,7 @@ def linear_time_test(x: torch.Tensor, y: torch.Tensor, kernel) -> tuple[float, f
     samples first and cut them to a common length). Returns (MMD²_l, one-sided p-value, p)."""
     p = x.shape[0] // 2
     if p < 2:
-        raise ValueError(f"the linear-time test needs at least 4 rows per sample, got {x.shape[0]}")
+        raise InputError(f"the linear-time test needs at least 4 rows per sample, got {x.shape[0]}")
     x1, x2, y1, y2 = x[0:2 * p:2], x[1:2 * p:2], y[0:2 * p:2], y[1:2 * p:2]
     h = (kernel.diagonal(x1, x2).double() + kernel.diagonal(y1, y2).double()
          - kernel.diagonal(x1, y2).double() - kernel.diagonal(x2, y1).double())

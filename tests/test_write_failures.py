@@ -57,26 +57,34 @@ def _assert_nothing_half_written(out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> tuple[str, int]:
-    """results.csv of an uninterrupted run, and how many files it wrote."""
+def uninterrupted(tmp_path_factory) -> tuple[str, list[str]]:
+    """results.csv of an uninterrupted run, and the names of the files it wrote, in order."""
     mp = pytest.MonkeyPatch()
-    written = _full_disk_at(0, mp)          # k = 0: never fails, only counts
+    written = _full_disk_at(0, mp)          # k = 0: never fails, only records
     try:
         results = _run(tmp_path_factory.mktemp("uninterrupted"))
     finally:
         mp.undo()
-    return results, len(written)
+    return results, [path.name for path in written]
 
 
-@pytest.mark.parametrize("fraction", [0.0, 0.35, 0.7, 1.0])
-def test_full_disk_then_resume(uninterrupted, fraction, tmp_path, monkeypatch):
-    results, n_writes = uninterrupted
-    k = 1 + round(fraction * (n_writes - 1))     # the first write, the last (results.csv), and between
+# the k-th write to fail: the first, the pretrained weights, a curve in mid-training, a feature
+# file, the last cell's completion record, the results table
+POINTS = [("config.json", 1), ("weights.safetensors", 1), ("curve.jsonl", 6), ("finetuned.pt", 1),
+          ("metrics.json", 3), ("results.csv", 1)]
+
+
+@pytest.mark.parametrize("name, occurrence", POINTS, ids=[f"{n}#{o}" for n, o in POINTS])
+def test_full_disk_then_resume(uninterrupted, name, occurrence, tmp_path, monkeypatch):
+    results, names = uninterrupted
+    k = [i for i, n in enumerate(names, start=1) if n == name][occurrence - 1]
     written = _full_disk_at(k, monkeypatch)
     with pytest.raises(WriteFailed, match="No space left on device") as failure:
         _run(tmp_path)
-    assert failure.value.errno == errno.ENOSPC and str(written[-1]) in str(failure.value)
-    assert not written[-1].exists() or b"half" not in written[-1].read_bytes()   # at most its previous version
+    failed = written[k - 1]                       # (a `finally` may still write timing.json after it)
+    assert failed.name == name
+    assert failure.value.errno == errno.ENOSPC and str(failed) in str(failure.value)
+    assert not failed.exists() or b"half" not in failed.read_bytes()   # at most its previous version
     _assert_nothing_half_written(tmp_path)
     monkeypatch.undo()                            # space is back
     assert _run(tmp_path) == results

@@ -65,13 +65,13 @@ def test_row_without_id_is_reported_not_fatal(tmp_path, capsys):
     assert [(p["case"], p["kind"]) for p in report["problems"]] == [("<line 3>", "bad_entry")]
 
 
-def test_structural_fault_exits_1(tmp_path, capsys):
+def test_structural_fault_exits_2(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("case_id,t2w\nx,y\n")
     status, report = _check_json(tmp_path / "m.csv", capsys)
-    assert status == 1 and "lacks columns" in report["error"]
+    assert status == 2 and "lacks columns" in report["error"]
 
 
 def test_msd_without_dwi_choice_is_refused(tmp_path, capsys):
     (tmp_path / "dataset.json").write_text("{}")
     status, report = _check_json(tmp_path, capsys)
-    assert status == 1 and "dwi='zero'" in report["error"]
+    assert status == 2 and "dwi='zero'" in report["error"]

@@ -8,13 +8,18 @@ import torch
 
 from taskalign.align import mmd2
 from taskalign.align.cli import add_mmd_parser, run_mmd
-
+from taskalign.cli import main
 
 
 def parse(*argv):
     parser = argparse.ArgumentParser(prog="taskalign")
     add_mmd_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(["mmd", *map(str, argv)])
+
+
+def status(*argv) -> int:
+    """Exit status of `taskalign mmd ARGV` through the CLI's one error path."""
+    return main(["mmd", *map(str, argv)])
 
 
 def arrays(n_a=30, n_b=25, d=5, shift=0.5):
@@ -73,7 +78,7 @@ def test_human_readable_output(tmp_path, capsys):
 def _error(tmp_path, capsys, a, b, *extra, names=("a.npy", "b.npy")):
     for name, arr in zip(names, (a, b)):
         np.save(tmp_path / name, arr) if name.endswith(".npy") else np.savez(tmp_path / name, **arr)
-    assert run_mmd(parse(tmp_path / names[0], tmp_path / names[1], *extra)) == 2
+    assert status(tmp_path / names[0], tmp_path / names[1], *extra) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     return captured.err
@@ -106,15 +111,15 @@ def test_paired_needs_equal_rows_and_npz_needs_key(tmp_path, capsys):
 
 
 def test_missing_and_unsupported_files(tmp_path, capsys):
-    assert run_mmd(parse(tmp_path / "nope.npy", tmp_path / "nope.npy")) == 2
+    assert status(tmp_path / "nope.npy", tmp_path / "nope.npy") == 2
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "a.csv").write_text("1,2\n")
-    assert run_mmd(parse(tmp_path / "a.csv", tmp_path / "a.csv")) == 2
+    assert status(tmp_path / "a.csv", tmp_path / "a.csv") == 2
     assert "unsupported file type" in capsys.readouterr().err
 
 
 def test_object_arrays_are_refused(tmp_path, capsys):
     np.save(tmp_path / "a.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.save(tmp_path / "b.npy", np.zeros((3, 2)))
-    assert run_mmd(parse(tmp_path / "a.npy", tmp_path / "b.npy")) == 2
+    assert status(tmp_path / "a.npy", tmp_path / "b.npy") == 2
     assert "cannot read" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from taskalign.cli import build_parser, main
 from taskalign.data.real.export import export_cases
 from taskalign.study.cohort import build_cohort
 from taskalign.study.config import DataConfig, preset
-from taskalign.study.real_cohort import split_sizes
+from taskalign.study.cohort import split_sizes
 from taskalign.study.runner import run_study, task_data
 from taskalign.tasks.base import create_task
 

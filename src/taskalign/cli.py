@@ -1,19 +1,36 @@
-"""`taskalign` command line: a thin layer over functions a notebook user can call directly."""
+"""`taskalign` command line: a thin layer over functions a notebook user can call directly.
+
+Every subcommand sets its handler with `set_defaults(func=...)`; `main` runs it on the one error
+path: a user's mistake (`taskalign.errors.UserError`, a bad argument, a missing or unwritable
+file) prints `taskalign: error: …` on stderr and exits 2; anything else is a bug and keeps its
+traceback. `--debug` (or TASKALIGN_DEBUG=1) shows the traceback of every error.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
+
+from taskalign.cli_args import OneLineParser, nonnegative_int, output_folder, positive_int
+from taskalign.errors import InputError, is_user_error, one_line
+
+DEBUG_ENV = "TASKALIGN_DEBUG"
 
 
 def _study_parser(sub) -> None:
     from taskalign.data.real.cli import add_folder_options
+    from taskalign.data.real.folder import LAYOUTS
+    from taskalign.data.real.msd import DWI_OPTIONS
+    from taskalign.study.backends import BACKENDS
+    from taskalign.study.config import PRESETS
 
     p = sub.add_parser("study", help="run (or resume) the study grid on the phantom")
-    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "paper"])
-    p.add_argument("--out", required=True, type=Path, help="study folder (created; resumed if it exists)")
-    p.add_argument("--seeds", type=int, help="number of seeds (0..N-1); default from the preset")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS))
+    p.add_argument("--out", required=True, type=output_folder, help="study folder (created; resumed if it exists)")
+    p.add_argument("--seeds", type=positive_int, help="number of seeds (0..N-1), >= 1; default from the preset")
     p.add_argument("--encoders", nargs="+", help="registered encoder names")
     p.add_argument("--tasks", nargs="+", help="registered task names")
     p.add_argument("--weights", action="append", default=[], metavar="ENCODER=FILE",
@@ -26,41 +43,49 @@ def _study_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="reuse a folder whose config differs")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--data", type=Path, help="real folder (manifest CSV, PI-CAI or MSD) instead of the phantom")
-    p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="layout of --data (default: detected)")
-    p.add_argument("--dwi", choices=["zero", "drop"], help="--layout msd only (no DWI): zero-fill or drop it")
+    p.add_argument("--layout", choices=LAYOUTS, help="layout of --data (default: detected)")
+    p.add_argument("--dwi", choices=DWI_OPTIONS, help="--layout msd only (no DWI): zero-fill or drop it")
     add_folder_options(p)
-    p.add_argument("--backend", default="local", choices=["local", "ray"],
+    p.add_argument("--backend", default="local", choices=BACKENDS,
                    help="local: every unit in this process (default); ray: each unit a Ray task")
     p.add_argument("--address", help="Ray cluster address (host:port) for --backend ray; "
                                      "default: start a local Ray instance")
+    p.set_defaults(func=run_study_command)
 
 
 def _phantom_parser(sub) -> None:
+    from taskalign.data.real.folder import LAYOUTS
+    from taskalign.study.config import PRESETS
+
     p = sub.add_parser("phantom", help="phantom utilities: compare against a real case, export as a real folder")
     p.add_argument("--compare-real", type=Path, metavar="CSV",
                    help="manifest CSV of a real case (e.g. ../shared/data/real/picai_sample/cases.csv)")
-    p.add_argument("--out", type=Path, default=Path("runs/phantom"), help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="export phantom cases in this layout")
-    p.add_argument("--cases", type=int, default=8, help="number of cases to export (with --layout)")
-    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "paper"],
+    p.add_argument("--out", type=output_folder, default=Path("runs/phantom"), help="output folder")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--layout", choices=LAYOUTS, help="export phantom cases in this layout")
+    p.add_argument("--cases", type=positive_int, default=8, help="number of cases to export (with --layout)")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="grid (shape, spacing) of the exported cases (with --layout)")
+    p.set_defaults(func=run_phantom_command)
 
 
 def _report_parser(sub) -> None:
     p = sub.add_parser("report", help="rebuild report.html from a finished study folder")
     p.add_argument("dir", type=Path)
+    p.set_defaults(func=run_report_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from taskalign.advise.cli import add_advise_parser
     from taskalign.align.cli import add_mmd_parser
-    from taskalign.encoders.weights.cli import add_checkpoint_parser
     from taskalign.data.real.cli import add_parsers as add_real_data_parsers
     from taskalign.pretrain.cli import add_pretrain_parser
     from taskalign.probe.cli import add_probe_parser
+    from taskalign.encoders.weights.cli import add_checkpoint_parser
 
-    parser = argparse.ArgumentParser(prog="taskalign", description=__doc__)
+    parser = OneLineParser(prog="taskalign", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of every error (also: {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     _study_parser(sub)
     _phantom_parser(sub)
@@ -79,15 +104,16 @@ def study_config(args):
     import dataclasses
 
     from taskalign.encoders.weights import parse_weights_option
+    from taskalign.encoders.weights.loading import refuse_unrecognised_files
     from taskalign.study.config import preset
+    from taskalign.study.runner import check_names
 
-    try:
-        weights = [parse_weights_option(item) for item in args.weights]
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
+    weights = [parse_weights_option(item) for item in args.weights]
+    for _, spec in weights:
+        refuse_unrecognised_files(spec)
     cfg = preset(args.preset, encoders=tuple(args.encoders) if args.encoders else None,
                  tasks=tuple(args.tasks) if args.tasks else None,
-                 seeds=tuple(range(args.seeds)) if args.seeds else None)
+                 seeds=tuple(range(args.seeds)) if args.seeds is not None else None)
     if weights:
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
     if args.pretrain is not None or args.allow_weak_pretraining:
@@ -97,30 +123,29 @@ def study_config(args):
     if args.data is not None:
         from taskalign.data.real.cli import folder_options
         from taskalign.data.real.folder import detect_layout
+        if not args.data.exists():
+            raise InputError(f"--data {args.data} does not exist; give a manifest CSV, a PI-CAI or an MSD folder")
         layout = args.layout or detect_layout(args.data)
         chosen = folder_options(args)
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(
             cfg.data, source="real", path=str(args.data.resolve()), layout=layout, dwi=args.dwi,
             columns=tuple((chosen["columns"] or {}).items()), label_rule=chosen["label_rule"],
             series=tuple((chosen["series"] or {}).items())))
+    elif args.layout or args.dwi:
+        raise InputError("--layout and --dwi describe a real folder; give it with --data PATH")
+    check_names(cfg)
     return cfg
 
 
 def run_study_command(args) -> int:
-    from taskalign.pretrain.card import WeakPretraining
-    from taskalign.study.backends import UnitFailed
-    from taskalign.study.lock import StudyLocked
     from taskalign.study.progress import console_progress
-    from taskalign.study.runner import ConfigMismatchError, run_study
+    from taskalign.study.runner import run_study
 
     cfg = study_config(args)
     start = time.perf_counter()
-    try:
-        with console_progress() as progress:
-            results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
-                                report=not args.no_report, backend=args.backend, address=args.address)
-    except (StudyLocked, ConfigMismatchError, UnitFailed, ImportError, WeakPretraining) as err:
-        raise SystemExit(f"taskalign study: {err}") from None
+    with console_progress() as progress:
+        results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
+                            report=not args.no_report, backend=args.backend, address=args.address)
     print(f"results: {results}")
     if not args.no_report:
         print(f"report:  {(args.out / 'report.html').resolve()}")
@@ -135,29 +160,46 @@ def run_phantom_command(args) -> int:
         from taskalign.data.real.export import export_phantom_command
         return export_phantom_command(args)
     if args.compare_real is None:
-        raise SystemExit("nothing to do: give --compare-real CSV, or --layout LAYOUT to export phantom cases")
+        raise InputError("nothing to do: give --compare-real CSV, or --layout LAYOUT to export phantom cases")
     result = compare_real(str(args.compare_real), str(args.out), seed=args.seed)
     for key, value in result.items():
         print(f"{key}: {value}")
     return 0
 
 
+def run_report_command(args) -> int:
+    from taskalign.report import build_report
+
+    print(build_report(args.dir))
+    return 0
+
+
+def _debugging(argv: list[str] | None) -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0") or "--debug" in (sys.argv[1:] if argv is None else argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "handler", None) is not None:   # subcommands that carry their own handler
-        return args.handler(args)
-    if args.command == "study":
-        return run_study_command(args)
-    if args.command == "phantom":
-        return run_phantom_command(args)
-    if args.command == "report":
-        from taskalign.report import build_report
-        print(build_report(args.dir))
-        return 0
-    if args.command == "mmd":
-        from taskalign.align.cli import run_mmd
-        return run_mmd(args)
-    return args.func(args) if hasattr(args, "func") else 2
+    """Run one subcommand; returns its exit status (2 for a user's mistake, 1 for a bug)."""
+    debug = _debugging(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("taskalign: interrupted; run the same command again to resume (finished work is kept)",
+              file=sys.stderr)
+        return 130
+    except Exception as err:   # noqa: BLE001 - the one place that sorts user errors from bugs
+        if debug:
+            raise
+        if is_user_error(err):
+            print(one_line(err), file=sys.stderr)
+            return 2
+        traceback.print_exc()
+        print(f"taskalign: internal error (a bug, not your input): {type(err).__name__}: {err}\n"
+              f"  please report it with the traceback above and the command you ran", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

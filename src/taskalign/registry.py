@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
+from taskalign.errors import UnknownName
+
 T = TypeVar("T")
 
 
@@ -25,7 +27,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         if name not in self._items:
             known = ", ".join(sorted(self._items)) or "none"
-            raise KeyError(f"unknown {self.kind} {name!r}; registered: {known}")
+            raise UnknownName(f"unknown {self.kind} {name!r}; registered: {known}")
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -2,7 +2,7 @@
 reference cases of the drift proxy.
 
     phantom (default)   the downstream training split of a study preset (`quick`: 48 cases),
-                        drawn exactly as `taskalign study` draws it (`study.cohort.phantom_cohort`)
+                        drawn exactly as `taskalign study` draws it (`study.cohort.build_cohort`)
     a real folder       every usable case of the folder (manifest CSV, PI-CAI or MSD), resampled
                         onto the preset's grid as a real-data study does; nothing is split off,
                         since nothing is trained
@@ -15,8 +15,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskalign.errors import InputError
 from taskalign.data.case import Case
-from taskalign.study.cohort import check_case, phantom_cohort
+from taskalign.study.cohort import build_cohort, check_case
 from taskalign.study.config import DataConfig, preset
 
 
@@ -32,7 +33,7 @@ class TargetData:
 def reference_cases(data: DataConfig) -> list[Case]:
     """The study's reference probe set of `data` (no downstream or pretraining case drawn)."""
     empty = dataclasses.replace(data, source="phantom", n_pretrain=0, n_train=0, n_val=0, n_test=0)
-    return phantom_cohort(empty).reference
+    return build_cohort(empty).reference
 
 
 def _limit(cases: list[Case], n_cases: int | None) -> list[Case]:
@@ -44,7 +45,7 @@ def _limit(cases: list[Case], n_cases: int | None) -> list[Case]:
 def phantom_target(preset_name: str = "quick", n_cases: int | None = None) -> TargetData:
     """The preset's downstream training split (its first `n_cases` cases when given)."""
     data = preset(preset_name).data
-    cohort = phantom_cohort(data)
+    cohort = build_cohort(data)
     cases = _limit(cohort.train, n_cases)
     description = (f"phantom, {preset_name} preset: downstream training split, {len(cases)} of "
                    f"{len(cohort.train)} cases, grid {'x'.join(map(str, data.shape))}")
@@ -58,7 +59,7 @@ def folder_target(path: Path, preset_name: str = "quick", n_cases: int | None = 
     series (as `taskalign study --data` takes them). ValueError when no case is usable."""
     from taskalign.data.real import detect_layout, read_folder
     from taskalign.data.real.check import no_usable_case
-    from taskalign.study.real_cohort import data_options
+    from taskalign.data.real.folder import reader_options
 
     base = preset(preset_name).data
     layout = layout or detect_layout(path)
@@ -66,9 +67,10 @@ def folder_target(path: Path, preset_name: str = "quick", n_cases: int | None = 
                                dwi=reader.get("dwi"), columns=tuple((reader.get("columns") or {}).items()),
                                label_rule=reader.get("label_rule"), series=tuple((reader.get("series") or {}).items()))
     result = read_folder(path, layout, crop=tuple(data.shape), spacing_mm=tuple(data.spacing_mm),
-                         check_gzip="crc", **data_options(data))
+                         check_gzip="crc", **reader_options(layout, path, dwi=data.dwi, columns=dict(data.columns) or None,
+                                                            label_rule=data.label_rule, series=dict(data.series) or None))
     if not result.cases:
-        raise ValueError(no_usable_case(result) + f"; run `taskalign data check {path}`")
+        raise InputError(no_usable_case(result) + f"; run `taskalign data check {path}`")
     notes = [f"excluded {p.case} ({p.file}): {p.message}" for p in result.problems]
     usable = []
     for case in result.cases:

@@ -5,15 +5,13 @@
 
 Files hold one (n, d) matrix: `.pt` (a tensor, or a dict of tensors with --key; loaded with
 weights_only=True), `.npy` (allow_pickle=False), `.npz` (one array, or --key). Bad inputs
-(mismatched feature dimensions, NaN/Inf rows, empty matrices, unreadable files) print one line
-on stderr and return exit status 2.
+(mismatched feature dimensions, NaN/Inf rows, empty matrices, unreadable files) raise `InputError`:
+through `taskalign.cli.main`, one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,8 @@ import torch
 from taskalign.align.features import as_feature_pair
 from taskalign.align.kernels import KERNEL_NAMES
 from taskalign.align.mmd import P_VALUE_METHODS, MMDResult, mmd2
+from taskalign.cli_args import nonnegative_int, positive_float
+from taskalign.errors import InputError
 
 SUFFIXES = (".pt", ".npy", ".npz")
 
@@ -33,9 +33,10 @@ def add_mmd_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("a", type=Path, help="first sample: (n_x, d) matrix in .pt, .npy or .npz")
     p.add_argument("b", type=Path, help="second sample: (n_y, d) matrix in .pt, .npy or .npz")
     p.add_argument("--kernel", choices=KERNEL_NAMES, default="rbf")
-    p.add_argument("--bandwidth", type=float, nargs="+", metavar="S",
+    p.add_argument("--bandwidth", type=positive_float, nargs="+", metavar="S",
                    help="kernel bandwidth σ (several: kernels averaged); default: median heuristic")
-    p.add_argument("--permutations", type=int, default=1000, metavar="B", help="permutations for the p-value (0: none)")
+    p.add_argument("--permutations", type=nonnegative_int, default=1000, metavar="B",
+                   help="permutations for the p-value (0: none)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--paired", action="store_true",
                        help="row i of A and B are the same item: paired U-statistic, swaps within pairs")
@@ -43,7 +44,7 @@ def add_mmd_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--p-value-method", choices=P_VALUE_METHODS, default="auto",
                    help="auto: full permutation test if the kernel matrix fits in memory, else subsample")
     p.add_argument("--key", help="array name inside a .npz or a dict .pt file")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_mmd)
     return p
@@ -52,19 +53,19 @@ def add_mmd_parser(subparsers) -> argparse.ArgumentParser:
 def _pick(arrays: dict, key: str | None, path: Path):
     if key is not None:
         if key not in arrays:
-            raise ValueError(f"{path}: no array named {key!r}; it holds {sorted(arrays)}")
+            raise InputError(f"{path}: no array named {key!r}; it holds {sorted(arrays)}")
         return arrays[key]
     if len(arrays) != 1:
-        raise ValueError(f"{path} holds {len(arrays)} arrays {sorted(arrays)}; choose one with --key")
+        raise InputError(f"{path} holds {len(arrays)} arrays {sorted(arrays)}; choose one with --key")
     return next(iter(arrays.values()))
 
 
 def load_features(path: Path, key: str | None = None) -> "torch.Tensor | np.ndarray":
     """Read one feature matrix from .pt / .npy / .npz (see module docstring)."""
     if path.suffix not in SUFFIXES:
-        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+        raise InputError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     try:
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False)
@@ -73,11 +74,11 @@ def load_features(path: Path, key: str | None = None) -> "torch.Tensor | np.ndar
                 return _pick({name: archive[name] for name in archive.files}, key, path)
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, TypeError) as err:
-        raise ValueError(f"{path}: cannot read it ({err})") from err
+        raise InputError(f"{path}: cannot read it ({err})") from err
     if isinstance(obj, dict):
         obj = _pick(obj, key, path)
     if not isinstance(obj, torch.Tensor):
-        raise ValueError(f"{path}: expected a tensor, found {type(obj).__name__}")
+        raise InputError(f"{path}: expected a tensor, found {type(obj).__name__}")
     return obj
 
 
@@ -102,17 +103,11 @@ def _json(res: MMDResult) -> str:
 
 
 def run_mmd(args: argparse.Namespace) -> int:
-    """Run the `mmd` subcommand; returns the exit status (0 ok, 2 bad input)."""
-    try:
-        raw_a, raw_b = load_features(args.a, args.key), load_features(args.b, args.key)
-        a, b = as_feature_pair(raw_a, raw_b, names=(str(args.a), str(args.b)), paired=args.paired)
-        estimator = "paired-u" if args.paired else "biased-v" if args.biased else "unbiased-u"
-        if args.bandwidth is not None and not all(math.isfinite(s) and s > 0 for s in args.bandwidth):
-            raise ValueError(f"--bandwidth must be > 0, got {args.bandwidth}")
-        res = mmd2(a, b, kernel=args.kernel, bandwidth=args.bandwidth, estimator=estimator,
-                   permutations=args.permutations, seed=args.seed, p_value_method=args.p_value_method)
-    except ValueError as err:
-        print(f"taskalign mmd: error: {err}", file=sys.stderr)
-        return 2
+    """Run the `mmd` subcommand; returns 0, raises `InputError` on bad input."""
+    raw_a, raw_b = load_features(args.a, args.key), load_features(args.b, args.key)
+    a, b = as_feature_pair(raw_a, raw_b, names=(str(args.a), str(args.b)), paired=args.paired)
+    estimator = "paired-u" if args.paired else "biased-v" if args.biased else "unbiased-u"
+    res = mmd2(a, b, kernel=args.kernel, bandwidth=args.bandwidth, estimator=estimator,
+               permutations=args.permutations, seed=args.seed, p_value_method=args.p_value_method)
     print(_json(res) if args.json else _format(res, args.a, args.b))
     return 0

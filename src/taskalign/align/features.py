@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from taskalign.errors import InputError
+
+
 def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
     """The dtype the kernel entries are computed in: float64 if any input is float64 or an
     integer type, else float32 (half and bfloat16 are promoted to float32)."""
@@ -21,7 +24,7 @@ def compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
         if dt == torch.float64 or not (dt.is_floating_point or dt.is_complex):
             out = torch.float64
         elif dt.is_complex:
-            raise ValueError(f"complex features ({dt}) are not supported; pass real features")
+            raise InputError(f"complex features ({dt}) are not supported; pass real features")
     return out
 
 
@@ -41,19 +44,19 @@ def as_features(x: "torch.Tensor | np.ndarray", name: str = "x", dtype: torch.dt
     """
     if isinstance(x, np.ndarray):
         if x.dtype == object:
-            raise ValueError(f"{name}: object arrays are not features; pass a numeric (n, d) array")
+            raise InputError(f"{name}: object arrays are not features; pass a numeric (n, d) array")
         x = torch.from_numpy(np.ascontiguousarray(x))
     elif not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+        raise InputError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
     if x.ndim != 2:
         hint = " (one feature per sample? use x.reshape(-1, 1))" if x.ndim == 1 else \
             " (pool tokens or flatten trailing dims: x.reshape(len(x), -1))"
-        raise ValueError(f"{name}: expected an (n, d) feature matrix, got shape {tuple(x.shape)}{hint}")
+        raise InputError(f"{name}: expected an (n, d) feature matrix, got shape {tuple(x.shape)}{hint}")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name}: empty feature matrix of shape {tuple(x.shape)}; need n >= 1 rows and d >= 1 columns")
+        raise InputError(f"{name}: empty feature matrix of shape {tuple(x.shape)}; need n >= 1 rows and d >= 1 columns")
     x = x.detach().to(dtype or compute_dtype(x.dtype))
     if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):  # a finite sum: all finite
-        raise ValueError(f"{name}: NaN or Inf in {_nonfinite_rows(x)}; drop or fix those rows")
+        raise InputError(f"{name}: NaN or Inf in {_nonfinite_rows(x)}; drop or fix those rows")
     return x
 
 
@@ -66,12 +69,12 @@ def as_feature_pair(x, y, names: tuple[str, str] = ("x", "y"), dtype: torch.dtyp
     if a.dtype != b.dtype:
         a, b = a.to(torch.float64), b.to(torch.float64)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"{names[0]} has {a.shape[1]} features per row but {names[1]} has {b.shape[1]}; "
+        raise InputError(f"{names[0]} has {a.shape[1]} features per row but {names[1]} has {b.shape[1]}; "
                          "both samples must come from the same feature space")
     if a.device != b.device:
-        raise ValueError(f"{names[0]} is on {a.device} but {names[1]} is on {b.device}; move both to one device")
+        raise InputError(f"{names[0]} is on {a.device} but {names[1]} is on {b.device}; move both to one device")
     if paired and a.shape[0] != b.shape[0]:
-        raise ValueError(f"paired samples need one row per pair: {names[0]} has {a.shape[0]} rows, "
+        raise InputError(f"paired samples need one row per pair: {names[0]} has {a.shape[0]} rows, "
                          f"{names[1]} has {b.shape[0]}")
     return a, b
 

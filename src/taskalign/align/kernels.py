@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from taskalign.errors import InputError
+
 KERNEL_NAMES = ("rbf", "laplacian", "linear")
 MEDIAN_MAX_POINTS = 4096
 _CHUNK_ENTRIES = 1 << 21  # row chunks for elementwise work: temporaries stay small
@@ -53,15 +55,15 @@ class Kernel:
 
     def __post_init__(self) -> None:
         if self.name not in KERNEL_NAMES:
-            raise ValueError(f"unknown kernel {self.name!r}; choose one of {', '.join(KERNEL_NAMES)}")
+            raise InputError(f"unknown kernel {self.name!r}; choose one of {', '.join(KERNEL_NAMES)}")
         if self.name == "linear" and self.bandwidths:
-            raise ValueError("the linear kernel has no bandwidth; drop `bandwidth` or pick rbf/laplacian")
+            raise InputError("the linear kernel has no bandwidth; drop `bandwidth` or pick rbf/laplacian")
         if self.name != "linear":
             if not self.bandwidths:
-                raise ValueError(f"kernel {self.name!r} needs at least one bandwidth; "
+                raise InputError(f"kernel {self.name!r} needs at least one bandwidth; "
                                  "use resolve_kernel() for the median heuristic")
             if not all(math.isfinite(s) and s > 0 for s in self.bandwidths):
-                raise ValueError(f"bandwidths must be finite and > 0, got {self.bandwidths}")
+                raise InputError(f"bandwidths must be finite and > 0, got {self.bandwidths}")
 
     @property
     def uses_distances(self) -> bool:
@@ -71,7 +73,7 @@ class Kernel:
         """Turn a matrix of squared distances into kernel values in place (row chunks, so the
         only temporaries are small). Returns d2."""
         if not self.uses_distances:
-            raise ValueError("the linear kernel is not a function of distances; use kernel(a, b)")
+            raise InputError("the linear kernel is not a function of distances; use kernel(a, b)")
         rows = max(1, _CHUNK_ENTRIES // max(1, d2.shape[1]))
         for start in range(0, d2.shape[0], rows):
             block = d2[start:start + rows]
@@ -116,7 +118,7 @@ def lower_median_offdiagonal(d2: torch.Tensor) -> float:
     the squared distances is the square of the median distance)."""
     n = d2.shape[0]
     if n < 2:
-        raise ValueError("the median heuristic needs at least 2 points in the pooled sample")
+        raise InputError("the median heuristic needs at least 2 points in the pooled sample")
     k = (n * (n - 1) // 2 + 1) // 2 - 1  # 0-based index of the ⌈M/2⌉-th smallest
     d2 = d2.detach()
     if d2.device.type == "cpu":  # numpy's introselect is several times faster than kthvalue on CPU
@@ -130,7 +132,7 @@ def lower_median_offdiagonal(d2: torch.Tensor) -> float:
 
 def _check_sigma(sigma: float) -> float:
     if sigma == 0.0:
-        raise ValueError("median heuristic: the median pairwise distance is 0 (at least half the pairs of "
+        raise InputError("median heuristic: the median pairwise distance is 0 (at least half the pairs of "
                          "points coincide); pass an explicit bandwidth")
     return sigma
 
@@ -177,17 +179,17 @@ def resolve_kernel(kernel: "str | Kernel", bandwidth: "float | Sequence[float] |
     """
     if isinstance(kernel, Kernel):
         if bandwidth is not None:
-            raise ValueError("pass either a Kernel or a bandwidth, not both (the Kernel carries its bandwidths)")
+            raise InputError("pass either a Kernel or a bandwidth, not both (the Kernel carries its bandwidths)")
         return kernel
     if kernel not in KERNEL_NAMES:
-        raise ValueError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNEL_NAMES)}")
+        raise InputError(f"unknown kernel {kernel!r}; choose one of {', '.join(KERNEL_NAMES)}")
     if kernel == "linear":
         return Kernel("linear", (), "no bandwidth") if bandwidth is None else Kernel("linear", (1.0,))
     if bandwidth is not None:
         values = (float(bandwidth),) if np.isscalar(bandwidth) else tuple(float(s) for s in bandwidth)
         return Kernel(kernel, values, "given")
     if pooled is None:
-        raise ValueError("the median heuristic needs the pooled sample; pass `pooled` or a bandwidth")
+        raise InputError("the median heuristic needs the pooled sample; pass `pooled` or a bandwidth")
     if sq_dists is not None and sq_dists.shape[0] <= median_max_points:
         sigma = lower_median_offdiagonal(sq_dists)
         _check_sigma(sigma)

@@ -28,6 +28,7 @@ from taskalign.align.estimators import check_estimator, kernel_sums_from_matrix,
 from taskalign.align.features import as_feature_pair, centred_pool
 from taskalign.align.kernels import MEDIAN_MAX_POINTS, Kernel, resolve_kernel, squared_distances
 from taskalign.align.permutation import paired_h_matrix, paired_permutation_test, two_sample_permutation_test_
+from taskalign.errors import InputError
 
 P_VALUE_METHODS = ("auto", "permutation", "subsample", "linear")
 SUBSAMPLE_PER_SIDE = 4096
@@ -144,9 +145,9 @@ def mmd2(x, y, *, kernel: "str | Kernel" = "rbf", bandwidth: "float | Sequence[f
     dtype: kernel entries in float32 or float64 (default from the inputs, features.py); sums in float64.
     """
     if p_value_method not in P_VALUE_METHODS:
-        raise ValueError(f"unknown p_value_method {p_value_method!r}; choose one of {', '.join(P_VALUE_METHODS)}")
+        raise InputError(f"unknown p_value_method {p_value_method!r}; choose one of {', '.join(P_VALUE_METHODS)}")
     if permutations < 0:
-        raise ValueError(f"permutations must be >= 0, got {permutations}")
+        raise InputError(f"permutations must be >= 0, got {permutations}")
     paired = estimator == "paired-u"
     x, y = as_feature_pair(x, y, dtype=dtype, paired=paired)
     m, n = x.shape[0], y.shape[0]
@@ -155,7 +156,7 @@ def mmd2(x, y, *, kernel: "str | Kernel" = "rbf", bandwidth: "float | Sequence[f
     x, y = z[:m], z[m:]
     fits = _dense_entries(m, n, estimator, permutations) <= max_kernel_entries
     if p_value_method == "permutation" and permutations > 0 and not fits:
-        raise ValueError(f"a full permutation test at m={m}, n={n} needs {_dense_entries(m, n, estimator, 1):,} "
+        raise InputError(f"a full permutation test at m={m}, n={n} needs {_dense_entries(m, n, estimator, 1):,} "
                          f"kernel entries > max_kernel_entries={max_kernel_entries:,}; raise the limit or use "
                          "p_value_method='subsample' or 'linear'")
     want_full = permutations > 0 and p_value_method in ("auto", "permutation")

@@ -30,7 +30,7 @@ from typing import Iterator
 
 import torch
 
-from taskalign.align.estimators import rowsum64, sum64
+from taskalign.align.estimators import fsum, rowsum_rounded
 
 DEFAULT_CHUNK_ENTRIES = 1 << 24  # entries of one (B', N) batch of labels
 
@@ -98,16 +98,16 @@ def two_sample_permutation_test_(k: torch.Tensor, m: int, estimator: str, permut
     a, b, g = _coefficients(estimator, m, n)
     if estimator == "unbiased-u":
         k.fill_diagonal_(0.0)
-        k.sub_(sum64(k) / (n_total * (n_total - 1))).fill_diagonal_(0.0)
+        k.sub_(fsum(rowsum_rounded(k)) / (n_total * (n_total - 1))).fill_diagonal_(0.0)
     else:
-        k.sub_(sum64(k) / n_total**2)
-    r = rowsum64(k)
-    s_all = float(r.sum())
+        k.sub_(fsum(rowsum_rounded(k)) / n_total**2)
+    r = rowsum_rounded(k)
+    s_all = fsum(r)
 
     def stats(index: torch.Tensor) -> torch.Tensor:  # (B', m) -> (B',)
         p = torch.zeros(index.shape[0], n_total, dtype=k.dtype, device=k.device)
         p.scatter_(1, index, 1.0)
-        q_xx = rowsum64((p @ k).gather(1, index))
+        q_xx = rowsum_rounded((p @ k).gather(1, index))
         r_x = r[index].sum(1)
         q_xy, q_yy = r_x - q_xx, s_all - 2.0 * r_x + q_xx
         return (a * q_xx + b * q_yy - 2.0 * g * q_xy).cpu()
@@ -133,7 +133,7 @@ def paired_permutation_test(h: torch.Tensor, permutations: int, seed: int,
     n = h.shape[0]
 
     def stats(s: torch.Tensor) -> torch.Tensor:  # (B', n) -> (B',)
-        return (rowsum64((s @ h).mul_(s)) / (n * (n - 1))).cpu()
+        return (rowsum_rounded((s @ h).mul_(s)) / (n * (n - 1))).cpu()
 
     observed = float(stats(torch.ones(1, n, dtype=h.dtype, device=h.device))[0])
     batches = paired_sign_batches(n, permutations, seed, chunk_entries, h.device, h.dtype)

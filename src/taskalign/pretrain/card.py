@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from taskalign.errors import InputError, UserError
+
 FOUNDATION_DIR = Path(__file__).resolve().parent.parent / "foundation"
 
 
-class CardMismatch(ValueError):
+class CardMismatch(InputError):
     """Weights whose sha256 differs from their model card's: refused."""
 
 
-class WeakPretraining(RuntimeError):
+class WeakPretraining(UserError, RuntimeError):
     """In-house weights that failed the foundation gate, used without --allow-weak-pretraining."""
 
 

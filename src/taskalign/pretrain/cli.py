@@ -7,6 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
+from taskalign.errors import InputError
+
 
 def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("pretrain", help="run the in-house foundation recipe of an encoder (resumable)",
@@ -46,7 +48,7 @@ def run_pretrain_command(args) -> int:
                                    ("n_cases", args.cases)) if v is not None}
     for name, value in overrides.items():
         if value < 1:
-            raise SystemExit(f"taskalign: error: --{name.replace('_', '-')} must be >= 1, got {value}")
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     recipe = default_recipe(args.encoder, args.size, **overrides)
     start = time.perf_counter()
     with ProgressLine(recipe.steps, f"{recipe.encoder} ({recipe.size})") as progress:
@@ -60,6 +62,6 @@ def run_pretrain_command(args) -> int:
     print(f"finished in {time.perf_counter() - start:.0f} s")
     if args.ship:
         if not (gate and gate["passed"]):
-            raise SystemExit("taskalign: error: not shipped: the weights did not pass the foundation gate")
+            raise InputError("not shipped: the weights did not pass the foundation gate")
         print(f"shipped: {ship(args.out, recipe.encoder, recipe.size)}")
     return 0

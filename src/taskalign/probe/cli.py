@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from taskalign.errors import InputError
+
 
 def add_probe_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("probe", help="frozen probes of encoder weights vs random init, and the gate",
@@ -30,7 +32,7 @@ def run_probe_command(args) -> int:
     from taskalign.probe import ProbeConfig, probe_encoder, seeded_random
 
     if args.cases < 10:
-        raise SystemExit(f"taskalign: error: --cases must be >= 10 (5-fold probes), got {args.cases}")
+        raise InputError(f"--cases must be >= 10 (5-fold probes), got {args.cases}")
     build = lambda s: create_encoder(args.encoder, size=args.size, input_sequences=s)  # noqa: E731
     weights = None
     if args.random:
@@ -38,9 +40,9 @@ def run_probe_command(args) -> int:
     else:
         weights = args.weights or shipped_weights(args.encoder, args.size)
         if weights is None:
-            raise SystemExit(f"taskalign: error: no shipped weights for {args.encoder} ({args.size}); give --weights FILE")
+            raise InputError(f"no shipped weights for {args.encoder} ({args.size}); give --weights FILE")
         if not Path(weights).exists():
-            raise SystemExit(f"taskalign: error: {weights}: no such file")
+            raise InputError(f"{weights}: no such file")
         trained = _loader(args.encoder, args.size, Path(weights))
     log = (lambda m: None) if args.json else print
     result = probe_encoder(seeded_random(build, 0), trained, ProbeConfig(n_cases=args.cases), log=log)

@@ -5,10 +5,10 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from taskalign import files
 from taskalign.report.html import render_html
 from taskalign.report.layers import plot_layer_profiles, read_layer_profiles
 from taskalign.report.load import NotAFinishedStudy, StudyData, load_study
@@ -26,9 +26,7 @@ def build_report(study_dir: str | Path) -> Path:
     study = load_study(study_dir)
     plots = write_plots(study, study.study_dir / "plots")
     html_path = study.study_dir / "report.html"
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    tmp.write_text(render_html(study, plots), encoding="utf-8")
-    os.replace(tmp, html_path)
+    files.write_text(html_path, render_html(study, plots))
     return html_path
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskalign.errors import UserError
+
 REQUIRED_FILES = ("config.json", "results.csv", "summary.json")
 
 INT_COLUMNS = ("seed", "convergence_epoch", "scratch_convergence_epoch",
@@ -29,7 +31,7 @@ RESULT_COLUMNS = TEXT_COLUMNS + INT_COLUMNS + BOOL_COLUMNS + FLOAT_COLUMNS
 RunKey = tuple[str, str, int]  # (model, task, seed); model is "<encoder>", "<encoder>-scratch" or "specialised"
 
 
-class NotAFinishedStudy(FileNotFoundError):
+class NotAFinishedStudy(UserError, FileNotFoundError):
     """A file the report needs is missing from the study folder."""
 
 

@@ -8,7 +8,6 @@ error bars, and the figure says so.
 from __future__ import annotations
 
 import math
-import os
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
+from taskalign import files
 from taskalign.report.cells import cell_summaries, seed_stats
 from taskalign.report.load import RunKey, is_number
 
@@ -324,11 +324,7 @@ def _finish(fig: Figure, notes: list[str], out_path: Path, labels: tuple[Any, li
     _reserve_notes(fig, notes)
     if labels:
         _spread_labels(fig, *labels)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, out_path)
+    files.atomic_write(Path(out_path), lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
     return fig
 
 

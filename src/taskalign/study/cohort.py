@@ -1,8 +1,16 @@
 """Cohorts and splits: the pretraining cohort, the downstream train/val/test split and the
-reference probe set, fixed by the data seed and saved as `splits.json` (DESIGN.md §7).
+reference probe set, fixed by the data seed and saved as `splits.json` (DESIGN.md §5, §7).
 
-The pretraining cohort and the reference probe set come from their own phantom seeds, so no
-downstream validation or test case is ever seen in pretraining.
+- Downstream cases: whatever the data source named by `DataConfig.source` gives
+  (`taskalign.data.sources.read_source`: the phantom, a real folder, a source you registered),
+  on the preset's grid. Cases a source excludes, and cases that would poison training
+  (`check_case`), go to `cohort.excluded` with their reason; the study goes on with the rest.
+- Split by the data seed: the preset's n_train / n_val / n_test when the source gave exactly that
+  many usable cases, else in their proportions (at least 1 train, 1 validation and `MIN_TEST`
+  test cases).
+- The pretraining cohort and the reference probe set are phantom, from their own seeds, whatever
+  the downstream source: no downstream validation or test case is ever seen in pretraining, and
+  each encoder's reference kernel is the same for every source.
 """
 from __future__ import annotations
 
@@ -11,7 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from taskalign.data.case import Case
+from taskalign.data.sources import read_source
+from taskalign.errors import InputError
 from taskalign.study.config import DataConfig
+
+MIN_TEST = 4   # the alignment stage's debiased CKA needs at least 4 probe (test) cases
+REFERENCE_SEED_OFFSET = 7919
 
 
 @dataclass
@@ -58,28 +71,50 @@ def _usable(cases: list[Case], excluded: list[dict[str, str]]) -> list[Case]:
     return keep
 
 
-def phantom_cohort(cfg: DataConfig) -> Cohort:
-    from taskalign.data.phantom import make_cohort
+def split_sizes(n: int, cfg: DataConfig) -> tuple[int, int, int]:
+    """(n_train, n_val, n_test) of n usable cases: the preset's counts when n is their total,
+    else in their proportions with at least 1 train and 1 validation case and `MIN_TEST` test
+    cases (so at least 6 cases)."""
+    total = cfg.n_train + cfg.n_val + cfg.n_test
+    if n == total:
+        return cfg.n_train, cfg.n_val, cfg.n_test
+    if n < MIN_TEST + 2:
+        where = cfg.path or f"data source {cfg.source!r}"
+        raise InputError(f"{where}: only {n} usable case(s); a study needs at least {MIN_TEST + 2} "
+                         f"(1 train, 1 validation, {MIN_TEST} test). Run `taskalign data check` to see what is "
+                         "wrong with the others")
+    n_val = max(1, round(n * cfg.n_val / total))
+    n_test = max(MIN_TEST, round(n * cfg.n_test / total))
+    n_train = max(1, n - n_val - n_test)
+    n_test = n - n_train - n_val
+    return n_train, n_val, n_test
 
-    kw = dict(shape=tuple(cfg.shape), spacing_mm=tuple(cfg.spacing_mm))
-    n_down = cfg.n_train + cfg.n_val + cfg.n_test
-    excluded: list[dict[str, str]] = []
-    down = _usable(make_cohort(n_down, seed=cfg.data_seed, cohort="downstream", **kw), excluded)
-    pre = _usable(make_cohort(cfg.n_pretrain, seed=cfg.data_seed, cohort="pretrain", **kw), excluded)
-    # the reference probe set: a third disjoint draw (its own seed), shared by every task
-    ref = make_cohort(cfg.n_reference, seed=cfg.data_seed + 7919, cohort="pretrain", **kw)
-    order = np.random.default_rng(cfg.data_seed).permutation(len(down))
-    down = [down[i] for i in order]
-    a, b = cfg.n_train, cfg.n_train + cfg.n_val
-    return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded)
+
+def source_arguments(cfg: DataConfig, cache_dir: str | None) -> dict:
+    """What the study offers the downstream source (see `taskalign.data.sources.STUDY_ARGUMENTS`)."""
+    return {"n": cfg.n_train + cfg.n_val + cfg.n_test, "seed": cfg.data_seed, "cohort": "downstream",
+            "shape": tuple(cfg.shape), "spacing_mm": tuple(cfg.spacing_mm), "path": cfg.path,
+            "layout": cfg.layout, "dwi": cfg.dwi, "cache_dir": cache_dir, "columns": dict(cfg.columns),
+            "label_rule": cfg.label_rule, "series": dict(cfg.series)}
 
 
 def build_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
-    """The study's cohort: all phantom, or a real folder's downstream cases (`source="real"`,
-    see `taskalign.study.real_cohort`) with the phantom pretraining cohort and reference set."""
-    if cfg.source == "phantom":
-        return phantom_cohort(cfg)
-    if cfg.source == "real":
-        from taskalign.study.real_cohort import real_cohort
-        return real_cohort(cfg, cache_dir)
-    raise ValueError(f"data source {cfg.source!r} is not known to the study; use 'phantom' or 'real' (a folder)")
+    """The study's cohort (see the module doc); `cache_dir` is offered to the source (real
+    folders keep their preprocessed cases there)."""
+    grid = {"shape": tuple(cfg.shape), "spacing_mm": tuple(cfg.spacing_mm)}
+    read = read_source(cfg.source, source_arguments(cfg, cache_dir))
+    excluded = list(read.excluded)
+    down = _usable(read.cases, excluded)
+    order = np.random.default_rng(cfg.data_seed).permutation(len(down))
+    down = [down[i] for i in order]
+    n_train, n_val, _ = split_sizes(len(down), cfg)
+    pre = _usable(read_source("phantom", {"n": cfg.n_pretrain, "seed": cfg.data_seed, "cohort": "pretrain",
+                                          **grid}).cases, excluded)
+    ref = read_source("phantom", {"n": cfg.n_reference, "seed": cfg.data_seed + REFERENCE_SEED_OFFSET,
+                                  "cohort": "pretrain", **grid}).cases
+    notes = list(read.notes)
+    if cfg.source != "phantom":   # said in the source's first note, where a reader of splits.json looks
+        first = notes[0] if notes else f"downstream cases from the data source {cfg.source!r}"
+        notes[:1] = [f"{first}; pretraining cohort and reference set: phantom"]
+    a, b = n_train, n_train + n_val
+    return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded, notes, label_rule=cfg.label_rule)

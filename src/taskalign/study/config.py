@@ -12,14 +12,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from taskalign.errors import InputError
+
 ENCODERS_DEFAULT = ("profound_conv", "provicnet")
 TASKS_DEFAULT = ("classification", "segmentation", "super_resolution", "distortion_correction", "synthesis")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "phantom"
-    path: str | None = None                        # real-data folder (source != "phantom")
+    source: str = "phantom"                        # registered data source: phantom, real (a folder), yours
+    path: str | None = None                        # real-data folder (source "real")
     layout: str = "manifest"                       # real folders: manifest | picai | msd
     dwi: str | None = None                         # msd only (no DWI): "zero" or "drop"
     columns: tuple[tuple[str, str], ...] = ()      # manifest: (name, CSV column) overrides (--columns)
@@ -160,5 +162,5 @@ PRESETS: dict[str, Callable[[], StudyConfig]] = {"smoke": smoke, "quick": quick,
 
 def preset(name: str, **overrides: Any) -> StudyConfig:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dataclasses.replace(PRESETS[name](), **{k: v for k, v in overrides.items() if v is not None})

@@ -29,6 +29,7 @@ from taskalign.data.real import read_folder
 from taskalign.data.real.check import no_usable_case
 from taskalign.data.real.folder import reader_options
 from taskalign.data.real.regrid import resample_case
+from taskalign.errors import InputError
 from taskalign.study.cell import pooled_features
 from taskalign.study.config import preset
 from taskalign.study.pretrain_stage import ensure_pretrained, load_encoder
@@ -146,7 +147,7 @@ def phantom_real_gap(data: str | Path, out: str | Path, layout: str | None = Non
     options = reader_options(layout, data, dwi=dwi, columns=columns, label_rule=label_rule, series=series)
     result = read_folder(data, layout, check_gzip="crc", **options)
     if not result.cases:
-        raise ValueError(f"{no_usable_case(result)}; run `taskalign data check {data}`")
+        raise InputError(f"{no_usable_case(result)}; run `taskalign data check {data}`")
     real = [context_case(c, context, d.spacing_mm) for c in result.cases]
     draw = lambda i: (phantom_case(i, d.data_seed, "downstream", context, d.spacing_mm), np.ones(context, bool))  # noqa: E731
     phantom = [draw(i) for i in range(n_phantom)]

@@ -9,25 +9,29 @@ import json
 from pathlib import Path
 
 from taskalign.data.real.cli import add_folder_options, folder_options
+from taskalign.cli_args import nonnegative_int, output_folder, positive_int
+from taskalign.data.real.folder import LAYOUTS
+from taskalign.data.real.msd import DWI_OPTIONS
 from taskalign.study import io
+from taskalign.study.config import PRESETS
 
 
 def add_gap_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("gap", help="MMD² between phantom and a real folder, per in-house pretrained encoder")
     p.add_argument("--data", required=True, type=Path, help="manifest CSV, PI-CAI or MSD folder")
-    p.add_argument("--layout", choices=["manifest", "picai", "msd"], help="default: detected from --data")
-    p.add_argument("--dwi", choices=["zero", "drop"], help="--layout msd only (no DWI)")
-    p.add_argument("--out", required=True, type=Path, help="folder for the pretrained weights and gap.json")
-    p.add_argument("--preset", default="quick", choices=["smoke", "quick", "standard", "paper"],
+    p.add_argument("--layout", choices=LAYOUTS, help="default: detected from --data")
+    p.add_argument("--dwi", choices=DWI_OPTIONS, help="--layout msd only (no DWI)")
+    p.add_argument("--out", required=True, type=output_folder, help="folder for the pretrained weights and gap.json")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS),
                    help="grid, pretraining size and data seed (default quick: 150 pretraining steps)")
     p.add_argument("--encoders", nargs="+", default=["profound_conv", "provicnet"])
-    p.add_argument("--phantom-cases", type=int, default=16)
-    p.add_argument("--crops-per-case", type=int, default=8, help="sub-volume crops per case for 3D encoders")
-    p.add_argument("--permutations", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--phantom-cases", type=positive_int, default=16)
+    p.add_argument("--crops-per-case", type=positive_int, default=8, help="sub-volume crops per case for 3D encoders")
+    p.add_argument("--permutations", type=positive_int, default=500, help="permutations for the p-values (>= 1)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     add_folder_options(p)
-    p.set_defaults(handler=run_gap)
+    p.set_defaults(func=run_gap)
     return p
 
 

@@ -1,35 +1,20 @@
-"""Atomic writes: every file goes to a temporary name in the same folder and is renamed, so a
-killed run never leaves a half-written result that a later run would trust (DESIGN.md §10)."""
+"""Study files: JSON, weights and tensors, every one written through `taskalign.files.atomic_write`
+(a temporary name in the same folder, then a rename), so a killed run or a full disk never leaves
+a half-written result that a later run would trust (DESIGN.md §10)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from taskalign import files
+from taskalign.files import write_bytes, write_text
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text(path: Path, text: str) -> None:
-    _atomic(Path(path), lambda p: p.write_text(text))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    _atomic(Path(path), lambda p: p.write_bytes(data))
+__all__ = ["write_text", "write_bytes", "write_json", "read_json", "save_weights", "load_weights", "save_tensor",
+           "load_tensor"]
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -51,7 +36,7 @@ def _json_default(obj: Any) -> Any:
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
     """safetensors: loading it can never execute code."""
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
-    _atomic(Path(path), lambda p: save_file(tensors, str(p)))
+    files.atomic_write(Path(path), lambda p: save_file(tensors, str(p)))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -59,7 +44,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def save_tensor(path: Path, tensor: torch.Tensor) -> None:
-    _atomic(Path(path), lambda p: torch.save(tensor.detach().cpu().contiguous(), p))
+    files.atomic_write(Path(path), lambda p: torch.save(tensor.detach().cpu().contiguous(), p))
 
 
 def load_tensor(path: Path) -> torch.Tensor:

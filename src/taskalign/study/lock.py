@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from taskalign.errors import UserError
+
 LOCK_NAME = ".study.lock"
 
 
-class StudyLocked(RuntimeError):
+class StudyLocked(UserError, RuntimeError):
     """Another process is running a study in the same folder."""
 
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from taskalign.encoders.base import Encoder, create_encoder
+from taskalign.errors import MissingFile
 from taskalign.pretrain.card import WeakPretraining, gate_passed, shipped_card, shipped_weights
 from taskalign.pretrain.recipe import Recipe, default_recipe, run_recipe
 from taskalign.probe import ProbeConfig
@@ -51,7 +52,7 @@ def ensure_pretrained(study_dir: Path, encoder_name: str, cfg: StudyConfig, log=
         if cfg.pretrain.source == "shipped":
             source = shipped_weights(encoder_name, cfg.encoder_size)
             if source is None:
-                raise FileNotFoundError(
+                raise MissingFile(
                     f"no shipped foundation weights for {encoder_name} at size {cfg.encoder_size}; run the recipe "
                     f"in the study with --pretrain fresh, or give a file with --weights {encoder_name}=FILE")
             log(f"{encoder_name}: shipped foundation weights ({source.name}, sha256 verified)")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from taskalign.data.case import SEQUENCES, Case, body_mask
+from taskalign.errors import UserError
 from taskalign.study import io
 from taskalign.study.cell import TaskData
 from taskalign.study.cohort import Cohort
@@ -26,8 +27,8 @@ from taskalign.study.units import StudyInputs, plan_units
 from taskalign.tasks.base import Sample, Task
 
 
-class ConfigMismatchError(RuntimeError):
-    pass
+class ConfigMismatchError(UserError, RuntimeError):
+    """The study folder holds a study with another configuration."""
 
 
 class Timer:
@@ -50,6 +51,20 @@ class Timer:
         for name, sec in seconds.items():
             self.seconds[name] = self.seconds.get(name, 0.0) + sec
         io.write_json(self.path, self.seconds)
+
+
+def check_names(cfg: StudyConfig) -> None:
+    """Raise `UnknownName` (listing the registered names) for an encoder, task or data source
+    that no registry holds, before any work starts."""
+    from taskalign.data.sources import DATA_SOURCES
+    from taskalign.encoders.base import ENCODERS
+    from taskalign.tasks.base import TASKS
+
+    DATA_SOURCES.get(cfg.data.source)
+    for name in cfg.encoders:
+        ENCODERS.get(name)
+    for name in cfg.tasks:
+        TASKS.get(name)
 
 
 def prepare_folder(out: Path, cfg: StudyConfig, force: bool) -> None:
@@ -122,6 +137,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
     from taskalign.study.backends import UnitFailed, create_backend
     from taskalign.study.lock import study_lock
 
+    check_names(cfg)
     runner = create_backend(backend, address)
     out = Path(out)
     with study_lock(out):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from taskalign import files
 from taskalign.study.config import TrainConfig
 from taskalign.tasks.base import Sample, Task
 from taskalign.train.batches import BatchSampler
@@ -95,7 +96,7 @@ def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample
     curve: list[dict[str, Any]] = []
     losses: list[float] = []
     if curve_path is not None:
-        curve_path.write_text("")
+        files.write_text(curve_path, "")
     for step in range(cfg.steps):
         model.train()
         for group in optimiser.param_groups:
@@ -111,9 +112,8 @@ def fit(model: nn.Module, task: Task, train: tuple[list[np.ndarray], list[Sample
                      "val_metric": value, "seconds": time.perf_counter() - start}
             curve.append(point)
             losses = []
-            if curve_path is not None:
-                with curve_path.open("a") as f:
-                    f.write(json.dumps(point) + "\n")
+            if curve_path is not None:   # rewritten whole and renamed: never a half-written line
+                files.write_text(curve_path, "".join(json.dumps(p) + "\n" for p in curve))
             if _is_better(value, best_value, task.higher_is_better) or best_state is None:
                 best_value, best_epoch, stale = value, epoch, 0
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

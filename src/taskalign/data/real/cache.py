@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from taskalign import files
 from taskalign.data.case import Case
 from taskalign.data.real.dicom import series_files
 
@@ -108,7 +108,4 @@ class PreprocessCache:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+        files.write_bytes(path, buffer.getvalue())

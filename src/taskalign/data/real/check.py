@@ -1,5 +1,6 @@
 """`taskalign data check PATH`: read every case of a real folder, show what is there and every
-problem found, one line each. Exit status 0 when every case is usable, 1 otherwise.
+problem found, one line each. Exit status 0 when every case is usable, 1 when some case has a problem, 2 when the folder
+cannot be read at all (one line on stderr; with --json also a JSON object with "error").
 
     taskalign data check ../shared/data/real/picai_sample/cases.csv
     taskalign data check my_msd_folder --layout msd --dwi zero --json
@@ -18,6 +19,8 @@ from pathlib import Path
 from taskalign.data.case import Case
 from taskalign.data.real.cli import add_folder_options, folder_options
 from taskalign.data.real.folder import LAYOUTS, FolderRead, read_folder, reader_options
+from taskalign.data.real.msd import DWI_OPTIONS
+from taskalign.errors import InputError
 
 
 def case_summary(case: Case) -> dict:
@@ -63,10 +66,10 @@ def add_data_parser(subparsers) -> argparse.ArgumentParser:
     c = data_sub.add_parser("check", help="read every case, list shapes, spacings, labels and every problem")
     c.add_argument("path", type=Path, help="manifest CSV, PI-CAI folder or MSD folder")
     c.add_argument("--layout", choices=LAYOUTS, help="default: .csv = manifest, dataset.json = msd, else picai")
-    c.add_argument("--dwi", choices=("zero", "drop"), help="MSD only (no DWI): zero-fill or drop the channel")
+    c.add_argument("--dwi", choices=DWI_OPTIONS, help="MSD only (no DWI): zero-fill or drop the channel")
     c.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     add_folder_options(c)
-    c.set_defaults(handler=run_data_check)
+    c.set_defaults(func=run_data_check)
     return p
 
 
@@ -84,9 +87,7 @@ def run_data_check(args: argparse.Namespace) -> int:
     except ValueError as err:
         if args.json:
             print(json.dumps({"error": str(err), "cases": [], "problems": []}))
-        else:
-            print(f"error: {err}", file=sys.stderr)
-        return 1
+        raise InputError(str(err)) from err
     if args.json:
         report = report_json(result)
         print(json.dumps({**report, "error": no_usable_case(result)} if not result.cases else report, indent=1))

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from taskalign.data.case import Case
 from taskalign.data.real.folder import LAYOUTS
 from taskalign.data.real.io import to_sitk
+from taskalign.errors import InputError
 
 PICAI_PATIENT0, PICAI_STUDY0 = 10000, 1000000
 
@@ -165,7 +166,7 @@ def export_dicom(cases: list[Case], out: str | Path, one_folder: bool = False) -
 def export_cases(cases: list[Case], out: str | Path, layout: str) -> Path:
     """Write `cases` under `out` in `layout`; returns what a reader takes (the CSV for manifest)."""
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        raise InputError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return {"manifest": export_manifest, "picai": export_picai, "msd": export_msd}[layout](cases, out)

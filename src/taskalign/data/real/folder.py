@@ -17,6 +17,7 @@ from taskalign.data.case import Case
 from taskalign.data.real.integrity import gzip_problem, open_problem
 from taskalign.data.real.problems import CaseError, Problem, fail, validate_case
 from taskalign.data.real.regrid import crop_case, resample_case
+from taskalign.errors import InputError
 
 if TYPE_CHECKING:
     from taskalign.data.real.cache import PreprocessCache
@@ -61,7 +62,7 @@ def detect_layout(path: str | Path) -> str:
         return "msd"
     if path.is_dir():
         return "picai"
-    raise ValueError(f"{path} is neither a manifest CSV nor a folder; give a CSV, a PI-CAI or an MSD folder")
+    raise InputError(f"{path} is neither a manifest CSV nor a folder; give a CSV, a PI-CAI or an MSD folder")
 
 
 def reader_options(layout: str | None, path: str | Path, *, dwi: str | None = None,
@@ -86,7 +87,7 @@ def _layout(name: str):
 
     modules = {"manifest": manifest, "picai": picai, "msd": msd}
     if name not in modules:
-        raise ValueError(f"unknown layout {name!r}; choose one of {', '.join(LAYOUTS)}")
+        raise InputError(f"unknown layout {name!r}; choose one of {', '.join(LAYOUTS)}")
     return modules[name]
 
 

@@ -40,7 +40,7 @@ class LabelRule:
     def describe(self, column: str | None = None) -> str:
         rule = f"{self.score}{self.op}{self.threshold:g}"
         where = f" from column {column!r}" if column else ""
-        named = f" (PI-CAI: csPCa = ISUP >= 2)" if self.text == "picai" else ""
+        named = " (PI-CAI: csPCa = ISUP >= 2)" if self.text == "picai" else ""
         return f"csPCa label = {rule}{where}{named}"
 
     def column(self, header: list[str]) -> str | None:

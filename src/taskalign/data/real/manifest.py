@@ -17,6 +17,7 @@ from taskalign.data.real.folder import Entry
 from taskalign.data.real.io import MASK_NAMES, assemble_case, read_image
 from taskalign.data.real.labels import EXAMPLES, LabelRule, check_binary, parse_rule, rules_hint
 from taskalign.data.real.problems import Problem, fail
+from taskalign.errors import InputError
 
 REQUIRED = SEQUENCES
 MASKS = MASK_NAMES
@@ -39,16 +40,20 @@ def _rule_label(case_id: str, csv_path: Path, rule: LabelRule, text: str) -> tup
 
 def _read_rows(csv_path: Path, columns: dict[str, str] | None) -> tuple[list[dict[str, str]], list[str], ColumnMap]:
     if not csv_path.is_file():
-        raise ValueError(f"manifest {csv_path} does not exist")
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = list(reader.fieldnames or [])
-        mapping = resolve_columns(header, columns, f"manifest {csv_path}")
-        missing = [c for c in REQUIRED if c not in mapping.columns]
-        if missing:
-            raise ValueError(f"manifest {csv_path} lacks columns {missing}; it needs {['case_id', *REQUIRED]} (or "
-                             f"their aliases, or --columns NAME=COLUMN), its columns are {header}")
-        return list(reader), header, mapping
+        raise InputError(f"manifest {csv_path} does not exist")
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = list(reader.fieldnames or [])
+            mapping = resolve_columns(header, columns, f"manifest {csv_path}")
+            missing = [c for c in REQUIRED if c not in mapping.columns]
+            if missing:
+                raise InputError(f"manifest {csv_path} lacks columns {missing}; it needs {['case_id', *REQUIRED]} "
+                                 f"(or their aliases, or --columns NAME=COLUMN), its columns are {header}")
+            return list(reader), header, mapping
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"manifest {csv_path} is not a text CSV file ({err}); give a UTF-8 CSV with "
+                         f"columns {['case_id', *REQUIRED]}") from err
 
 
 def _labels(rows, header, mapping: ColumnMap, rule: LabelRule | None, csv_path: Path) -> tuple[str | None, list[str]]:
@@ -57,7 +62,7 @@ def _labels(rows, header, mapping: ColumnMap, rule: LabelRule | None, csv_path: 
     if rule is not None:
         column = rule.column(header)
         if column is None:
-            raise ValueError(f"--label-rule {rule.text}: manifest {csv_path} has no {rule.score} column; "
+            raise InputError(f"--label-rule {rule.text}: manifest {csv_path} has no {rule.score} column; "
                              f"its columns are {header}")
         ignored = [f"label column {mapping.columns['label']!r} ignored"] if "label" in mapping.columns else []
         return column, [rule.describe(column)] + ignored

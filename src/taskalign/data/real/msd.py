@@ -20,6 +20,7 @@ from taskalign.data.case import Case
 from taskalign.data.real.folder import Entry
 from taskalign.data.real.io import assemble_case, channel, read_image
 from taskalign.data.real.problems import fail
+from taskalign.errors import InputError
 
 DWI_OPTIONS = ("zero", "drop")
 MODALITY_NAMES = {"t2w": ("T2", "T2W", "T2WI"), "adc": ("ADC",)}
@@ -31,7 +32,7 @@ def _modalities(dataset: dict, path: Path) -> dict[str, int]:
     for seq, names in MODALITY_NAMES.items():
         index = next((modality[n] for n in names if n in modality), None)
         if index is None:
-            raise ValueError(f"{path}: 'modality' {dataset.get('modality')} names no {seq} ({'/'.join(names)})")
+            raise InputError(f"{path}: 'modality' {dataset.get('modality')} names no {seq} ({'/'.join(names)})")
         out[seq] = index
     return out
 
@@ -44,19 +45,19 @@ def _case_id(image_path: str) -> str:
 def list_entries(root: Path, dwi: str | None = None) -> tuple[list[Entry], list[str]]:
     """One Entry per `training` item of dataset.json."""
     if dwi not in DWI_OPTIONS:
-        raise ValueError(f"the MSD layout has no DWI: choose dwi='zero' (zero-filled channel) or dwi='drop' "
+        raise InputError(f"the MSD layout has no DWI: choose dwi='zero' (zero-filled channel) or dwi='drop' "
                          f"(tasks that use DWI are skipped), got {dwi!r}")
     path = root / "dataset.json"
     if not path.is_file():
-        raise ValueError(f"MSD folder {root} has no dataset.json")
+        raise InputError(f"MSD folder {root} has no dataset.json")
     try:
         dataset = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from err
+        raise InputError(f"{path} is not valid JSON ({err})") from err
     modalities = _modalities(dataset, path)
     items = dataset.get("training")
     if not isinstance(items, list) or not items:
-        raise ValueError(f"{path} lists no 'training' cases")
+        raise InputError(f"{path} lists no 'training' cases")
     entries = []
     for item in items:
         files = {"image": root / item["image"]}

@@ -20,6 +20,7 @@ from taskalign.data.real.folder import Entry
 from taskalign.data.real.io import assemble_case, read_image
 from taskalign.data.real.labels import LabelRule, parse_rule
 from taskalign.data.real.problems import Problem
+from taskalign.errors import InputError
 
 FILE_SEQUENCES = {"t2w": "t2w", "hbv": "dwi", "adc": "adc"}
 _NAME = re.compile(r"^(?P<pid>[^_]+)_(?P<sid>[^_]+)_(?P<seq>t2w|hbv|adc)\.mha$")
@@ -29,7 +30,7 @@ def _folder(root: Path, given: str | Path | None, default: str) -> Path | None:
     if given is not None:
         path = Path(given)
         if not path.is_dir():
-            raise ValueError(f"PI-CAI {default} folder {path} does not exist")
+            raise InputError(f"PI-CAI {default} folder {path} does not exist")
         return path
     return root / default if (root / default).is_dir() else None
 
@@ -43,11 +44,11 @@ def _marksheet(path: Path | None, rule: LabelRule | None) -> tuple[dict[str, str
         header = list(reader.fieldnames or [])
         column = rule.column(header) if rule else "case_csPCa"
         if rule is not None and column is None:
-            raise ValueError(f"--label-rule {rule.text}: marksheet {path} has no {rule.score} column; its columns "
+            raise InputError(f"--label-rule {rule.text}: marksheet {path} has no {rule.score} column; its columns "
                              f"are {header}")
         need = {"patient_id", "study_id", column}
         if not need <= set(header):
-            raise ValueError(f"marksheet {path} lacks columns {sorted(need - set(header))}")
+            raise InputError(f"marksheet {path} lacks columns {sorted(need - set(header))}")
         return {f"{r['patient_id'].strip()}_{r['study_id'].strip()}": (r[column] or "").strip() for r in reader}, column
 
 
@@ -72,12 +73,12 @@ def list_entries(root: Path, labels: str | Path | None = None, gland: str | Path
     marksheet's case_csPCa, or `label_rule` applied to one of its columns (`isup>=2`)."""
     rule = parse_rule(label_rule)
     if not root.is_dir():
-        raise ValueError(f"PI-CAI folder {root} does not exist")
+        raise InputError(f"PI-CAI folder {root} does not exist")
     images = root / "images" if (root / "images").is_dir() else root
     labels_dir, gland_dir = _folder(root, labels, "labels"), _folder(root, gland, "gland")
     sheet_path = Path(marksheet) if marksheet is not None else root / "marksheet.csv"
     if marksheet is not None and not sheet_path.is_file():
-        raise ValueError(f"marksheet {sheet_path} does not exist")
+        raise InputError(f"marksheet {sheet_path} does not exist")
     sheet, column = _marksheet(sheet_path, rule)
     found: dict[str, dict[str, Path]] = {}
     for patient in sorted(p for p in images.iterdir() if p.is_dir() and p not in (labels_dir, gland_dir)):
@@ -87,7 +88,7 @@ def list_entries(root: Path, labels: str | Path | None = None, gland: str | Path
                 case_id = f"{match['pid']}_{match['sid']}"
                 found.setdefault(case_id, {})[FILE_SEQUENCES[match["seq"]]] = file
     if not found:
-        raise ValueError(f"no <patient_id>_<study_id>_t2w.mha (or hbv, adc) files under {images}/<patient_id>/")
+        raise InputError(f"no <patient_id>_<study_id>_t2w.mha (or hbv, adc) files under {images}/<patient_id>/")
     entries = []
     for case_id, files in found.items():
         pid = case_id.split("_")[0]

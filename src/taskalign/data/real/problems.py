@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from taskalign.data.case import SEQUENCES, Case
+from taskalign.errors import InputError
 
 PROBLEM_KINDS = (
     "missing_file",      # a file the layout names is not there
@@ -47,7 +48,7 @@ class Problem:
         return f"case {self.case}: {self.kind}: {self.message}{where}"
 
 
-class CaseError(ValueError):
+class CaseError(InputError):
     """A case that cannot be read; carries its `Problem`. A ValueError, so callers that only want
     a clear message (e.g. `read_manifest`) can treat it like one."""
 

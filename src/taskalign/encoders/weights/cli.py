@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -30,12 +29,11 @@ def run_checkpoint(args) -> int:
     try:
         info = inspect_checkpoint(args.file)
     except (CheckpointRefused, FileNotFoundError) as err:
-        if args.json:
+        if args.json:   # the machine-readable answer on stdout, the one-line error on stderr
             print(json.dumps({"file": str(args.file), "encoder": None, "format": None, "tensors": None,
                               "parameters": None, "missing": [], "unexpected": [], "refused": True,
                               "error": str(err)}))
-        print(f"taskalign checkpoint: {err}", file=sys.stderr)
-        return 2
+        raise
     print(json.dumps(info) if args.json else describe(info))
     if info["encoder"] is None:
         return 2

@@ -19,7 +19,8 @@ from taskalign.encoders.weights.formats import Placement, best_size, convert, id
 from taskalign.encoders.weights.matching import CheckpointMismatch, compare_keys, load_exactly, shapes_of
 from taskalign.encoders.weights.profound import NORM_NOTE
 from taskalign.encoders.weights.provicnet import parse_entries, sequence_files
-from taskalign.encoders.weights.reading import read_state_dict
+from taskalign.encoders.weights.reading import read_state_dict, refuse_unrecognised
+from taskalign.errors import InputError
 
 
 class CheckpointNote(UserWarning):
@@ -38,7 +39,7 @@ def load_file_into(encoder: Encoder, path: str | Path, expect_encoder: str, fmt:
     state = read_state_dict(path)
     placement = identify(state)
     if placement is not None and placement.encoder != expect_encoder:
-        raise ValueError(f"{path} is a {placement.encoder} checkpoint ({placement.format}), not {expect_encoder}")
+        raise InputError(f"{path} is a {placement.encoder} checkpoint ({placement.format}), not {expect_encoder}")
     fmt = fmt or (placement.format if placement else "taskalign")
     converted = convert(fmt, state)
     module = layout_module(fmt, encoder)
@@ -73,11 +74,11 @@ def placement_of(path: str | Path) -> Placement | None:
 def _provicnet(size: str, input_sequences: tuple[str, ...], weights, load: bool, kw: dict) -> Encoder:
     entries = parse_entries(weights)
     if not entries:
-        raise ValueError("provicnet weights: no file given")
+        raise InputError("provicnet weights: no file given")
     first = placement_of(entries[0][1])
     if first is not None and first.format == "taskalign":  # in-house: one shared backbone for all sequences
         if len(entries) != 1:
-            raise ValueError(f"{entries[0][1]} is an in-house provicnet file (shared backbone); give it alone")
+            raise InputError(f"{entries[0][1]} is an in-house provicnet file (shared backbone); give it alone")
         encoder = create_encoder("provicnet", size=size, input_sequences=input_sequences, **kw)
         if load:
             load_file_into(encoder, entries[0][1], "provicnet")
@@ -101,7 +102,7 @@ def create_with_weights(name: str, size: str, input_sequences: tuple[str, ...], 
         return _provicnet(size, input_sequences, weights, load, kw)
     entries = parse_entries(weights)
     if len(entries) != 1:
-        raise ValueError(f"{name}: expected one weights file, got {[str(p) for _, p in entries]}")
+        raise InputError(f"{name}: expected one weights file, got {[str(p) for _, p in entries]}")
     encoder = create_encoder(name, size=size, input_sequences=input_sequences, **kw)
     if load:
         load_file_into(encoder, entries[0][1], name)
@@ -113,10 +114,17 @@ def parse_weights_option(item: str) -> tuple[str, str]:
     absolute paths). Raises ValueError naming the item and the file that does not exist."""
     name, sep, files = item.partition("=")
     if not sep or not name or not files:
-        raise ValueError(f"--weights expects ENCODER=FILE (provicnet: ENCODER=FILE,FILE,FILE), got {item!r}")
+        raise InputError(f"--weights expects ENCODER=FILE (provicnet: ENCODER=FILE,FILE,FILE), got {item!r}")
     parts = []
     for seq, path in parse_entries(files):
         if not path.is_file():
-            raise ValueError(f"--weights {item!r}: file {path} does not exist")
+            raise InputError(f"--weights {item!r}: file {path} does not exist")
         parts.append(f"{seq}:{path.resolve()}" if seq else str(path.resolve()))
     return name, ",".join(parts)
+
+
+def refuse_unrecognised_files(spec: str) -> None:
+    """Raise `CheckpointRefused` for a file of a `parse_weights_option` spec whose first bytes are
+    no checkpoint's, before a study spends time on its cohort and other encoders."""
+    for _, path in parse_entries(spec):
+        refuse_unrecognised(path)

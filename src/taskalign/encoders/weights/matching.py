@@ -11,6 +11,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from taskalign.errors import InputError
+
 Shape = tuple[int, ...]
 
 
@@ -54,7 +56,7 @@ def _listing(title: str, items: list, limit: int = 12) -> str:
     return f"\n  {title} ({len(items)}):\n    {shown}{more}"
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(InputError):
     """A state dict that does not fit its module key for key; `report` holds the lists."""
 
     def __init__(self, source: str, target: str, report: KeyReport, hint: str = "") -> None:

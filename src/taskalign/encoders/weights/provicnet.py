@@ -23,6 +23,7 @@ from torch import nn
 from taskalign.data.case import SEQUENCES
 from taskalign.encoders.provicnet import ProViCNetEncoder
 from taskalign.encoders.provicnet_heads import ProjectionHead, SegmentationUpsampler, head_sizes
+from taskalign.errors import InputError
 
 NUM_CLASSES = 4  # 0 background, 1 gland, 2 indolent lesion, 3 csPCa (published nClass)
 HEAD_PREFIXES = ("head.", "CL_Head.")
@@ -36,7 +37,7 @@ class PublishedProViCNet(nn.Module):
     def __init__(self, encoder: ProViCNetEncoder) -> None:
         super().__init__()
         if encoder.seq_embed is not None:
-            raise ValueError("published ProViCNet files have no sequence token; build the encoder with "
+            raise InputError("published ProViCNet files have no sequence token; build the encoder with "
                              "sequence_token=False")
         sizes = head_sizes(encoder.cfg.preset)
         embed = encoder.embed_dim
@@ -85,13 +86,13 @@ def sequence_files(spec, input_sequences: tuple[str, ...]) -> dict[str, Path]:
     for seq, path in entries:
         seq = seq or sequence_of(path)
         if seq is None:
-            raise ValueError(f"provicnet weights: cannot tell which sequence {path} is for from its name; "
+            raise InputError(f"provicnet weights: cannot tell which sequence {path} is for from its name; "
                              f"write it as t2w:{path}, adc:{path} or dwi:{path}")
         if seq in mapping:
-            raise ValueError(f"provicnet weights: two files for sequence {seq!r}: {mapping[seq]} and {path}")
+            raise InputError(f"provicnet weights: two files for sequence {seq!r}: {mapping[seq]} and {path}")
         mapping[seq] = path
     missing = [s for s in input_sequences if s not in mapping]
     if missing:
-        raise ValueError(f"provicnet weights: no file for sequence(s) {missing} (given: {sorted(mapping)}); "
+        raise InputError(f"provicnet weights: no file for sequence(s) {missing} (given: {sorted(mapping)}); "
                          f"ProViCNet publishes one file per sequence; add {missing[0]}:FILE")
     return {s: mapping[s] for s in input_sequences}

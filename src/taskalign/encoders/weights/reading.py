@@ -16,10 +16,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from taskalign.errors import InputError, MissingFile
+
 CONTAINER_KEYS = ("model", "state_dict")  # ProFound/MAE files: {"model": ...}; Lightning-style: {"state_dict": ...}
 
 
-class CheckpointRefused(ValueError):
+class CheckpointRefused(InputError):
     """The file cannot be read without running pickled code (or is not a checkpoint at all)."""
 
 
@@ -35,12 +37,20 @@ def conversion_hint(path: Path) -> str:
     )
 
 
-def _torch_load(path: Path) -> Any:
+def refuse_unrecognised(path: Path) -> None:
+    """Raise `CheckpointRefused` when the first bytes of `path` are neither a torch.save archive
+    (zip), a pickle stream nor a safetensors header; cheap, reads 9 bytes."""
     with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic != b"PK" and magic[:1] != b"\x80":  # neither a torch.save zip archive nor a pickle stream
+        head = f.read(9)
+    if path.suffix == ".safetensors" or (len(head) == 9 and head[8:9] == b"{"):   # u64 header length, then JSON
+        return
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither a torch.save zip archive nor a pickle stream
         raise CheckpointRefused(f"{path}: not a readable PyTorch or safetensors checkpoint "
-                                f"(it starts with {magic!r}; torch.save files start with b'PK')")
+                                f"(it starts with {head[:2]!r}; torch.save files start with b'PK')")
+
+
+def _torch_load(path: Path) -> Any:
+    refuse_unrecognised(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -60,7 +70,7 @@ def read_file(path: str | Path) -> Any:
     (weights_only=True) returns. Raises FileNotFoundError or CheckpointRefused."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+        raise MissingFile(f"checkpoint file {path} does not exist")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path))

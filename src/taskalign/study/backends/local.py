@@ -4,13 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from taskalign.errors import UserError
 from taskalign.study.config import StudyConfig
 from taskalign.study.units import StudyInputs, WorkUnit, execute_unit
 
 Progress = Callable[[str, int, int], None]
 
 
-class UnitFailed(RuntimeError):
+class UnitFailed(UserError, RuntimeError):
     """Some units of the study failed; the others finished and were gathered."""
 
 

@@ -119,8 +119,23 @@ def test_fresh_pretraining_in_a_study_follows_the_recipe(tmp_path):
     cfg = preset("smoke")
     recipe = study_recipe("provicnet", cfg)
     assert (recipe.steps, recipe.batch_size, recipe.n_cases) == (12, 2, 12)
-    assert recipe.shape == tuple(cfg.data.shape) and dict(recipe.options)["stage1_fraction"] == 0.6
+    assert recipe.shape == tuple(cfg.data.shape) and dict(recipe.options)["stage1_fraction"] == 0.3
     quick = study_recipe("provicnet", preset("quick"))
     shipped = shipped_card("provicnet", "micro")
     assert shipped is None or recipe_from_dict(shipped["recipe"]) == quick   # --pretrain fresh re-makes the file
     assert np.isfinite(quick.lr)
+
+
+def test_one_weight_decay_rule_spares_tokens_norms_and_gains():
+    from taskalign.encoders.base import create_encoder
+    from taskalign.optim import decay_groups, is_decayed
+
+    vit = create_encoder("provicnet", size="micro")
+    names = {n for n, p in vit.named_parameters() if not is_decayed(n, p)}
+    assert {"backbone.cls_token", "backbone.pos_embed", "backbone.register_tokens"} <= names
+    assert any(n.endswith("ls1.gamma") for n in names) and any("norm" in n and n.endswith("weight") for n in names)
+    conv = create_encoder("profound_conv", size="micro")
+    assert not any(is_decayed(n, p) for n, p in conv.named_parameters() if ".grn." in n)
+    groups = decay_groups(conv, 0.05, lr_scale=0.3)
+    assert [g["weight_decay"] for g in groups] == [0.05, 0.0] and all(g["lr_scale"] == 0.3 for g in groups)
+    assert sum(len(g["params"]) for g in groups) == len(list(conv.parameters()))

@@ -240,4 +240,6 @@ def test_parameter_groups_leave_out_frozen_encoder_and_split_weight_decay():
     groups = {g["name"]: g for g in model.parameter_groups(1e-4, 1e-3, weight_decay=0.05)}
     assert set(groups) == {"encoder", "encoder_no_decay", "head", "head_no_decay"}
     assert groups["head"]["weight_decay"] == 0.05 and groups["head_no_decay"]["weight_decay"] == 0.0
-    assert all(p.ndim < 2 for p in groups["head_no_decay"]["params"])
+    # the one rule of taskalign.optim: biases, norms, gains and (1, ...) tokens are not decayed
+    assert all(p.ndim < 2 or p.shape[0] == 1 for p in groups["head_no_decay"]["params"])
+    assert all(p.ndim >= 2 and p.shape[0] != 1 for p in groups["head"]["params"])

@@ -153,12 +153,14 @@ def test_data_check_cli_prints_the_mapping_and_takes_the_options(folder, capsys)
     report = json.loads(capsys.readouterr().out)
     assert report["problems"] == [] and report["notes"][0].startswith("columns: case_id=pid (alias)")
     assert all("label" in c["labels"] for c in report["cases"])
-    assert main(["data", "check", str(cls), "--columns", "dwi=nope"]) == 1
+    assert main(["data", "check", str(cls), "--columns", "dwi=nope"]) == 2   # a user error: one line, exit 2
     assert "has no column 'nope'" in capsys.readouterr().err
 
 
 def test_study_and_gap_take_the_reader_options(tmp_path):
-    args = build_parser().parse_args(["study", "--out", str(tmp_path), "--preset", "smoke", "--data", "x.csv",
+    (tmp_path / "x.csv").write_text("case_id,t2w,dwi,adc\n")
+    args = build_parser().parse_args(["study", "--out", str(tmp_path / "out"), "--preset", "smoke", "--data",
+                                      str(tmp_path / "x.csv"),
                                       "--columns", "case_id=pid", "--label-rule", "pirads>=4", "--series", "t2w=T2"])
     data = study_config(args).data
     assert data.columns == (("case_id", "pid"),) and data.label_rule == "pirads>=4" and data.series == (("t2w", "T2"),)
@@ -209,9 +211,13 @@ def _oblique_integer_cases(n: int):
 
 
 def test_dicom_series_folders_read_like_the_manifest(tmp_path):
+    import locale
+
+    encoding = locale.getpreferredencoding(False)
     cases = _oblique_integer_cases(2)
     reference = read_folder(export_cases(cases, tmp_path / "nifti", "manifest")).cases
     result = read_folder(export_dicom(cases, tmp_path / "dicom"))
+    assert locale.getpreferredencoding(False) == encoding   # GDCM's "C" locale does not leak out
     assert result.problems == []
     assert_same_cases(result.cases, reference)
     assert result.cases[0].meta["direction"][5] == pytest.approx(-np.sin(np.deg2rad(20.0)), abs=1e-6)

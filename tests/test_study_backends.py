@@ -195,7 +195,7 @@ def test_sigkilled_holder_leaves_no_stale_lock(tmp_path):
 
 
 def test_worker_files_are_written_records_last_and_inside_the_folder(tmp_path, monkeypatch):
-    from taskalign.study import io
+    from taskalign import io
     from taskalign.study.backends.ray_backend import write_unit_files
 
     order = []

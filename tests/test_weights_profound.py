@@ -117,7 +117,7 @@ def test_a_file_of_another_size_says_which_size_it_fits(tmp_path, paper):
 
 
 def test_in_house_safetensors_weights_still_load(tmp_path):
-    from taskalign.study import io
+    from taskalign import io
 
     original = random_profound("micro")
     io.save_weights(tmp_path / "weights.safetensors", original.state_dict())

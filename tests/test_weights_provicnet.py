@@ -153,7 +153,7 @@ def test_published_files_load_strictly(tmp_path):
 
 
 def test_in_house_shared_backbone_file_still_loads(tmp_path):
-    from taskalign.study import io
+    from taskalign import io
 
     torch.manual_seed(1)
     original = create_encoder("provicnet", size="micro").eval()

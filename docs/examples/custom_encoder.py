@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from taskalign.data.case import SEQUENCES
-from taskalign.encoders.base import Encoder, MapInfo, register_encoder, register_pretrainer
+from taskalign.encoders.base import Encoder, MapInfo, register_encoder
+from taskalign.pretrain import register_pretrainer
 
 
 class TinyCNN3D(Encoder):

@@ -59,7 +59,7 @@ def card_markdown(card: dict) -> str:
 
 
 def write_card(out: Path, card: dict, stem: str = "card") -> None:
-    from taskalign.study import io
+    from taskalign import io
 
     io.write_json(Path(out) / f"{stem}.json", card)
     io.write_text(Path(out) / f"{stem}.md", card_markdown(card))

@@ -30,7 +30,7 @@ def add_pretrain_parser(subparsers) -> argparse.ArgumentParser:
 def ship(out: Path, encoder: str, size: str) -> Path:
     """Copy a finished run's weights and card into the package's foundation folder."""
     from taskalign.pretrain.card import FOUNDATION_DIR, write_card
-    from taskalign.study import io
+    from taskalign import io
 
     card = io.read_json(Path(out) / "card.json")
     stem = f"{encoder}-{size}"

@@ -10,8 +10,6 @@ values only and read back with `weights_only=True`.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from taskalign.files import atomic_write
 from taskalign.optim import check_finite, cosine_schedule, decay_groups
 
 Progress = Callable[[int, float], None]
@@ -76,15 +75,7 @@ class Checkpointer:
         return time.monotonic() - self.last >= self.every_s
 
     def save(self, state: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
         self.last = time.monotonic()
 
     def load(self) -> dict | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import platform
 import time
@@ -26,6 +27,7 @@ import torch
 
 from taskalign.data.case import SEQUENCES
 from taskalign.encoders.base import Encoder, create_encoder
+from taskalign.errors import InputError
 from taskalign.pretrain.cohort import PhantomCohort
 from taskalign.pretrain.loop import Checkpointer
 from taskalign.pretrain.registry import create_pretrainer
@@ -91,12 +93,26 @@ def train_recipe(recipe: Recipe, checkpoint: Checkpointer | None = None,
     try:
         encoder = initial_encoder(recipe)
         pretrain = create_pretrainer(encoder.family or recipe.encoder)
+        optional = {"progress": progress, "checkpoint": checkpoint, "stop_after": stop_after, **dict(recipe.options)}
         losses = pretrain(encoder, pretrain_cohort(recipe), steps=recipe.steps, batch_size=recipe.batch_size,
-                          lr=recipe.lr, seed=recipe.seed, progress=progress, checkpoint=checkpoint,
-                          stop_after=stop_after, **dict(recipe.options))
+                          lr=recipe.lr, seed=recipe.seed, **accepted(pretrain, optional))
     finally:
         torch.set_num_threads(threads)
     return encoder, losses
+
+
+def accepted(fn: Callable, optional: dict) -> dict:
+    """The `optional` keyword arguments `fn` takes: a user's objective registered with the plain
+    signature (encoder, cases, steps, batch_size, lr, seed) runs too, without resume or progress.
+    A recipe option the objective does not take is an error, never silently dropped."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return optional
+    hooks = ("progress", "checkpoint", "stop_after")
+    unknown = [k for k in optional if k not in params and k not in hooks]
+    if unknown:
+        raise InputError(f"the pretraining objective {fn.__name__} takes no option(s) {unknown}")
+    return {k: v for k, v in optional.items() if k in params}
 
 
 def sha256_of(path: Path) -> str:
@@ -116,7 +132,7 @@ def run_recipe(recipe: Recipe, out: Path, progress=None, checkpoint_every_s: flo
                probe_config=None, probe: bool = True, log=print) -> dict:
     """Train (or resume) `recipe` into `out`, probe and gate the result, write weights and card."""
     from taskalign.pretrain.card import write_card
-    from taskalign.study import io
+    from taskalign import io
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

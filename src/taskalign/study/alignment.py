@@ -13,7 +13,7 @@ from pathlib import Path
 
 from taskalign.align.cka import linear_cka
 from taskalign.align.drift import REFERENCE_SCALES, drift, reference_kernel
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.cell import TaskData, derive_seed, probe_features, run_dir
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import load_encoder, weights_dir

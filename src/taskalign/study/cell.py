@@ -20,7 +20,7 @@ from taskalign.baselines import build_specialised
 from taskalign.heads import build_head
 from taskalign.models import SpecialisedModel, TaskModel, specialised_preprocess
 from taskalign.residual_start import zero_output_layer
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import load_encoder
 from taskalign.tasks.base import Sample, Task

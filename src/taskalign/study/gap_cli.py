@@ -12,7 +12,7 @@ from taskalign.data.real.cli import add_folder_options, folder_options
 from taskalign.cli_args import nonnegative_int, output_folder, positive_int
 from taskalign.data.real.folder import LAYOUTS
 from taskalign.data.real.msd import DWI_OPTIONS
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.config import PRESETS
 
 

@@ -13,7 +13,7 @@ from taskalign.errors import MissingFile
 from taskalign.pretrain.card import WeakPretraining, gate_passed, shipped_card, shipped_weights
 from taskalign.pretrain.recipe import Recipe, default_recipe, run_recipe
 from taskalign.probe import ProbeConfig
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.config import StudyConfig
 
 

@@ -33,7 +33,7 @@ import torch
 
 from taskalign.align.drift import REFERENCE_SCALES
 from taskalign.align.kernels import Kernel
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.cell import run_dir
 from taskalign.study.outcomes import relative_gain
 

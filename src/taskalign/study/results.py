@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.cell import run_dir
 from taskalign.study.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
 

@@ -18,7 +18,7 @@ import torch
 
 from taskalign.data.case import SEQUENCES, Case, body_mask
 from taskalign.errors import UserError
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.cell import TaskData
 from taskalign.study.cohort import Cohort
 from taskalign.study.config import StudyConfig, config_from_dict

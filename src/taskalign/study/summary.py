@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from taskalign.stats import sign_agreement
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.comparisons import cell_statistics, paired_vs_scratch, paired_vs_specialised
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import foundation_status

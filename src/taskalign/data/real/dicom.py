@@ -11,6 +11,9 @@ series found.
 """
 from __future__ import annotations
 
+import locale
+from contextlib import contextmanager
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,19 @@ class Series:
         return f"{self.description or '(no description)'} [{self.uid}, {len(self.files)} file(s)]"
 
 
+@contextmanager
+def kept_locale():
+    """Run SimpleITK's GDCM calls without losing the process locale: GDCM sets it to "C", after
+    which Python's default text encoding turns ASCII and any later `open(...)` of a UTF-8 file
+    (a report, a CSV with an accent) fails. Measured: reading a DICOM series changed
+    `locale.getpreferredencoding()` from UTF-8 to ANSI_X3.4-1968."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def _description(file: str) -> str:
     reader = sitk.ImageFileReader()
     reader.SetFileName(file)
@@ -45,11 +61,12 @@ def list_series(folder: Path) -> list[Series]:
     """Every DICOM series in `folder` and its subfolders (a case folder with one subfolder per
     series reads like a folder holding them all)."""
     out = []
-    for directory in [folder] + sorted(p for p in folder.rglob("*") if p.is_dir()):
-        for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)) or ():
-            files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid))
-            if files:
-                out.append(Series(uid, _description(files[0]), files))
+    with kept_locale():
+        for directory in [folder] + sorted(p for p in folder.rglob("*") if p.is_dir()):
+            for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(directory)) or ():
+                files = tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(directory), uid))
+                if files:
+                    out.append(Series(uid, _description(files[0]), files))
     return out
 
 
@@ -83,7 +100,8 @@ def read_series(case_id: str, name: str, folder: Path, selector: str | None = No
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(series.files))
     try:
-        image = reader.Execute()
+        with kept_locale():
+            image = reader.Execute()
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else "no reason given"
         raise fail(case_id, folder, "unreadable_file", f"{name} DICOM series {series.label()} is unreadable "

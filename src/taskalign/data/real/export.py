@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from taskalign.data.real.dicom import kept_locale
 from taskalign.data.case import Case
 from taskalign.data.real.folder import LAYOUTS
 from taskalign.data.real.io import to_sitk
@@ -137,7 +138,8 @@ def write_dicom_series(array: np.ndarray, case: Case, folder: Path, description:
         plane.SetMetaData("0020|0013", str(z + 1))
         plane.SetMetaData("0008|0018", f"{uid}.{z + 1}")
         writer.SetFileName(str(folder / f"{description}_{z:04d}.dcm"))
-        writer.Execute(plane)
+        with kept_locale():
+            writer.Execute(plane)
 
 
 def export_dicom(cases: list[Case], out: str | Path, one_folder: bool = False) -> Path:

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from taskalign.study import io
+from taskalign import io
 from taskalign.study.backends.local import Progress, UnitFailed, count_done
 from taskalign.study.config import StudyConfig, config_from_dict
 from taskalign.encoders.weights.provicnet import parse_entries

@@ -1,4 +1,4 @@
-"""Study files: JSON, weights and tensors, every one written through `taskalign.files.atomic_write`
+"""Project files (studies, pretraining runs, model cards): JSON, weights and tensors, every one written through `taskalign.files.atomic_write`
 (a temporary name in the same folder, then a rename), so a killed run or a full disk never leaves
 a half-written result that a later run would trust (DESIGN.md §10)."""
 from __future__ import annotations

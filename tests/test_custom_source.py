@@ -1,26 +1,21 @@
 """The worked example in docs/examples/custom_source.py registers a data source, and a study
 runs on it: the cohort comes from the registry, whatever the source's name."""
 import csv
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
+from examples import load_example
 
 from taskalign.data.sources import list_sources, register_source
 from taskalign.errors import UnknownName
 from taskalign.study.cohort import build_cohort
 from taskalign.study.runner import run_study
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_source.py"
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("custom_source_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("custom_source")
 
 
 def test_registered_source_is_the_cohort(example):

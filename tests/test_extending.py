@@ -1,24 +1,19 @@
 """The worked example in docs/examples/custom_encoder.py registers an encoder and runs a study."""
 import csv
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
+from examples import load_example
 
 import taskalign
 from taskalign.study.config import preset
 from taskalign.study.runner import run_study
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "custom_encoder.py"
 
 
 @pytest.fixture(scope="module")
 def example():
-    spec = importlib.util.spec_from_file_location("custom_encoder_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("custom_encoder")
 
 
 def test_registering_twice_is_an_error(example):

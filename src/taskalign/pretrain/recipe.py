@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -125,7 +126,7 @@ def sha256_of(path: Path) -> str:
 
 def machine() -> dict:
     return {"platform": platform.platform(), "processor": platform.machine(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpus": __import__("os").cpu_count()}
+            "torch": torch.__version__, "cpus": os.cpu_count()}
 
 
 def run_recipe(recipe: Recipe, out: Path, progress=None, checkpoint_every_s: float = 180.0,

@@ -66,7 +66,7 @@ def probe_inputs(cfg: ProbeConfig) -> ProbeInputs:
         samples = [task.make_sample(c, seed=cfg.seed) for c in cases]
         residual = np.stack([pool_to_grid(s.target - (s.base if s.base is not None else 0.0), grid) for s in samples])
         body = np.stack([pool_to_grid(s.mask, grid) for s in samples])
-        inputs.restoration[name] = (samples, task.input_sequences, residual, restoration_rows(len(cases), body))
+        inputs.restoration[name] = (samples, task.input_sequences, residual, restoration_rows(body))
     return inputs
 
 

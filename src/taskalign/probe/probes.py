@@ -117,8 +117,8 @@ def semantic_table(name: str, cells: np.ndarray, truth: Truth) -> Table:
     return Table(np.asarray(rows, dtype=np.float32), np.asarray(ys), np.asarray(groups))
 
 
-def restoration_rows(n_cells: int, body: np.ndarray, seed: int = 0) -> list[np.ndarray]:
-    """Per case, the flat indices of up to `RESTORATION_CELLS` body cells (fixed by `seed`)."""
+def restoration_rows(body: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    """(N, gd, gh, gw) body fractions -> per case, the flat indices of up to `RESTORATION_CELLS` body cells (fixed by `seed`)."""
     rng = np.random.default_rng(seed)
     out = []
     for b in body:

@@ -69,7 +69,7 @@ def _segmentation_rows(cells: np.ndarray, samples: list[Sample], seed: int) -> t
     lesion = np.stack([pool_to_grid(s.target[0], grid) for s in samples])     # (N, gd, gh, gw)
     body = np.stack([pool_to_grid(s.mask, grid) for s in samples])
     x, y, g = [], [], []
-    for i, chosen in enumerate(restoration_rows(len(samples), body, seed)):
+    for i, chosen in enumerate(restoration_rows(body, seed)):
         frac = lesion[i].ravel()
         rows = np.union1d(chosen, np.flatnonzero(frac >= LESION_CELL))
         rows = rows[(frac[rows] == 0) | (frac[rows] >= LESION_CELL)]
@@ -83,7 +83,7 @@ def _image_rows(cells: np.ndarray, samples: list[Sample], seed: int) -> tuple[np
     grid = cells.shape[1:4]
     residual = np.stack([pool_to_grid(s.target - (s.base if s.base is not None else 0.0), grid) for s in samples])
     body = np.stack([pool_to_grid(s.mask, grid) for s in samples])
-    table = restoration_table(cells, residual, restoration_rows(len(samples), body, seed))
+    table = restoration_table(cells, residual, restoration_rows(body, seed))
     return table.x, table.y, table.groups
 
 

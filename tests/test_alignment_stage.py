@@ -54,7 +54,7 @@ def test_stage_features_and_layer_profile(tmp_path):
 
 
 def test_saturation_note_names_the_saturated_cells_only():
-    from taskalign.study.results import saturation_note
+    from taskalign.study.analysis.results import saturation_note
 
     def row(encoder, task, d2p, d2r, d2s):
         return {"encoder": encoder, "task": task, "seed": 0, "d2p_saturation": d2p, "d2r_saturation": d2r,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from taskalign.study.config import preset
-from taskalign.study.runner import no_training_floors
+from taskalign.study.task_data import no_training_floors
 from taskalign.study.units import StudyInputs
 
 

@@ -1,6 +1,6 @@
 import math
 
-from taskalign.study.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
+from taskalign.study.analysis.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
 
 
 def test_relative_gain_matches_definition():

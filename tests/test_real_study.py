@@ -15,7 +15,8 @@ from taskalign.data.real.export import export_cases
 from taskalign.study.cohort import build_cohort
 from taskalign.study.config import DataConfig, preset
 from taskalign.study.cohort import split_sizes
-from taskalign.study.runner import run_study, task_data
+from taskalign.study.runner import run_study
+from taskalign.study.task_data import task_data
 from taskalign.tasks.base import create_task
 
 

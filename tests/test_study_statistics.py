@@ -12,8 +12,8 @@ from sklearn.metrics import roc_auc_score
 from taskalign.align.kernels import Kernel
 from taskalign.align.mmd import mmd2
 from taskalign.stats import paired_comparison, seed_stats
-from taskalign.study.correlate import _interval, cell_correlations, cell_interval
-from taskalign.study.resample import paired_h, weighted_auroc, weighted_mean, weighted_paired_mmd2
+from taskalign.study.analysis.correlate import _interval, cell_correlations, cell_interval
+from taskalign.study.analysis.resample import paired_h, weighted_auroc, weighted_mean, weighted_paired_mmd2
 
 RNG = np.random.default_rng(11)
 

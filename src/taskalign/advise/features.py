@@ -26,7 +26,7 @@ from taskalign.data.case import Case
 from taskalign.encoders.base import Encoder
 from taskalign.probe.features import DenseFeatures, dense_features, pool_to_grid
 from taskalign.probe.probes import restoration_rows, restoration_table
-from taskalign.study.runner import reference_samples
+from taskalign.study.task_data import reference_samples
 from taskalign.tasks.base import Sample, Task
 
 LESION_CELL = 0.5
@@ -104,5 +104,5 @@ def task_rows(task: Task, encoder: Encoder, samples: list[Sample], seed: int = 0
 
 def reference_features(task: Task, encoder: Encoder, reference: list[Case]) -> np.ndarray:
     """(cases, D) case-level features of the reference cases as the task's encoder sees them
-    (undegraded images, the task's input sequences: `study.runner.reference_samples`)."""
+    (undegraded images, the task's input sequences: `study.task_data.reference_samples`)."""
     return case_level(task, _features(encoder, reference_samples(reference, task)))

@@ -24,6 +24,8 @@ from taskalign.study.cell import TaskData, is_done, run_dir, run_specialised, ru
 from taskalign.study.cohort import Cohort, build_cohort
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import ensure_pretrained, pretrained_dir
+from taskalign.study.task_data import task_data
+from taskalign.tasks.base import create_task
 from taskalign.train.host_memory import keep_freed_memory
 
 
@@ -97,8 +99,6 @@ class StudyInputs:
 
     def task_data(self, task_name: str) -> tuple[TaskData | None, str | None]:
         if task_name not in self._data:
-            from taskalign.study.runner import task_data
-            from taskalign.tasks.base import create_task
             self._data[task_name] = task_data(create_task(task_name), self.cohort, self.cfg.data.data_seed)
         return self._data[task_name]
 

@@ -35,7 +35,7 @@ from taskalign.align.drift import REFERENCE_SCALES
 from taskalign.align.kernels import Kernel
 from taskalign import io
 from taskalign.study.cell import run_dir
-from taskalign.study.outcomes import relative_gain
+from taskalign.study.analysis.outcomes import relative_gain
 
 CASE_METRICS = ("d2p", "d2r", "d2s")
 DRIFT_STATES = {"d2p": ("finetuned", "pretrained"), "d2r": ("finetuned", "random"), "d2s": ("finetuned", "scratch")}

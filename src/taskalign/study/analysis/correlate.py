@@ -4,7 +4,7 @@ Each point is a cell's mean over seeds. Per (alignment metric, outcome): Spearma
 r with n (cells), the permutation p-value of `taskalign.stats.correlation` on the cell means,
 and two bootstrap 95 % percentile intervals:
 
-  `{method}_ci`        seeds and test cases resampled (`taskalign.study.resample`), the cells
+  `{method}_ci`        seeds and test cases resampled (`taskalign.study.analysis.resample`), the cells
                        held fixed: how well these cells' values are measured;
   `{method}_ci_cells`  the cells resampled too (n of n with replacement, each drawn cell at its
                        own seed-and-case replicate): whether the association would hold for
@@ -22,7 +22,7 @@ from scipy.stats import rankdata
 
 from taskalign.stats import correlation
 from taskalign.stats.correlation import _pearson_rows
-from taskalign.study.resample import SeedCell, load_seed_cell
+from taskalign.study.analysis.resample import SeedCell, load_seed_cell
 
 CellKey = tuple[str, str]
 

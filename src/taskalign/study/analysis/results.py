@@ -10,7 +10,7 @@ from typing import Any
 
 from taskalign import io
 from taskalign.study.cell import run_dir
-from taskalign.study.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
+from taskalign.study.analysis.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
 
 COLUMNS = [
     "encoder", "task", "seed", "metric", "higher_is_better", "value", "specialised_value", "scratch_value", "rpg",

@@ -11,10 +11,10 @@ import numpy as np
 
 from taskalign.stats import sign_agreement
 from taskalign import io
-from taskalign.study.comparisons import cell_statistics, paired_vs_scratch, paired_vs_specialised
+from taskalign.study.analysis.comparisons import cell_statistics, paired_vs_scratch, paired_vs_specialised
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import foundation_status
-from taskalign.study.results import cell_row, saturation_note, write_results
+from taskalign.study.analysis.results import cell_row, saturation_note, write_results
 
 ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained")
 OUTCOMES = ("rpg", "convergence_epoch")
@@ -26,8 +26,8 @@ def correlations(rows: list[dict[str, Any]], seed: int, study_dir: Path | None =
                  bootstrap: int = 2000) -> list[dict[str, Any]]:
     """Each alignment metric against each outcome over (encoder, task) cells, seeds as repeats;
     bootstrap over seeds and, when `study_dir` holds the per-case files, test cases too
-    (`taskalign.study.correlate`)."""
-    from taskalign.study.correlate import cell_correlations
+    (`taskalign.study.analysis.correlate`)."""
+    from taskalign.study.analysis.correlate import cell_correlations
     return cell_correlations(Path(study_dir) if study_dir else Path("/nonexistent"), rows, ALIGNMENT, OUTCOMES,
                              seed, bootstrap=bootstrap)
 

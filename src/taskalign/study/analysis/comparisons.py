@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from taskalign.stats import paired_comparison, seed_stats
-from taskalign.study.resample import SeedCell, load_seed_cell, weighted_auroc
+from taskalign.study.analysis.resample import SeedCell, load_seed_cell, weighted_auroc
 
 CELL_FIELDS = ("value", "rpg", "convergence_epoch", "gain_over_scratch", "d2p")
 

@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from taskalign.cli_args import OneLineParser, nonnegative_int, output_folder, positive_int
+from taskalign.cli_args import OneLineParser, nonnegative_int, output_folder, positive_int, size_list
 from taskalign.errors import InputError, is_user_error, one_line
 
 DEBUG_ENV = "TASKALIGN_DEBUG"
@@ -31,6 +31,9 @@ def _study_parser(sub) -> None:
     p.add_argument("--preset", default="quick", choices=list(PRESETS))
     p.add_argument("--out", required=True, type=output_folder, help="study folder (created; resumed if it exists)")
     p.add_argument("--seeds", type=positive_int, help="number of seeds (0..N-1), >= 1; default from the preset")
+    p.add_argument("--train-cases", type=size_list, metavar="N[,N...]",
+                   help="labelled training cases per regime, e.g. 8,16,48 (nested subsets of the training pool; "
+                        "a larger pool is made when needed); default from the preset")
     p.add_argument("--encoders", nargs="+", help="registered encoder names")
     p.add_argument("--tasks", nargs="+", help="registered task names")
     p.add_argument("--weights", action="append", default=[], metavar="ENCODER=FILE",
@@ -116,6 +119,9 @@ def study_config(args):
                  seeds=tuple(range(args.seeds)) if args.seeds is not None else None)
     if weights:
         cfg = dataclasses.replace(cfg, weights=tuple(weights))
+    if args.train_cases is not None:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(
+            cfg.data, train_cases=args.train_cases, n_train=max(cfg.data.n_train, max(args.train_cases))))
     if args.pretrain is not None or args.allow_weak_pretraining:
         cfg = dataclasses.replace(cfg, pretrain=dataclasses.replace(
             cfg.pretrain, source=args.pretrain or cfg.pretrain.source,

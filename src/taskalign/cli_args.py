@@ -36,6 +36,17 @@ nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a finite number > 0")
 
 
+def size_list(text: str) -> tuple[int, ...]:
+    """Comma-separated integers >= 2, e.g. "8,16,48" (labelled-set sizes)."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 8,16,48") from None
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: every labelled-set size must be >= 2")
+    return tuple(sorted(set(sizes)))
+
+
 def output_folder(text: str) -> Path:
     """A folder to create or reuse: refused when the path is an existing file."""
     path = Path(text)

@@ -56,11 +56,11 @@ def layer_profile(ft_dir: Path, reference_stages: list) -> list[dict]:
 def align_cell(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str, seed: int,
                weights: Path) -> dict:
     task = data.task
-    ft_dir = run_dir(study_dir, encoder_name, task.name, seed)
+    ft_dir = run_dir(study_dir, encoder_name, task.name, len(data.train), seed)
     out = ft_dir / "alignment.json"
     if out.exists():
         return io.read_json(out)
-    sc_dir = run_dir(study_dir, f"{encoder_name}-scratch", task.name, seed)
+    sc_dir = run_dir(study_dir, f"{encoder_name}-scratch", task.name, len(data.train), seed)
     feats = {"finetuned": io.load_tensor(ft_dir / "features" / "finetuned.pt"),
              "pretrained": io.load_tensor(ft_dir / "features" / "pretrained.pt"),
              "random": io.load_tensor(sc_dir / "features" / "random.pt"),

@@ -42,8 +42,9 @@ class TaskData:
     reference: list[Sample]
 
 
-def run_dir(study_dir: Path, model: str, task: str, seed: int) -> Path:
-    return Path(study_dir) / "cells" / model / task / f"seed{seed}"
+def run_dir(study_dir: Path, model: str, task: str, n_train: int, seed: int) -> Path:
+    """cells/<model>/<task>/n<labelled cases>/seed<seed> (docs/study_folder.md)."""
+    return Path(study_dir) / "cells" / model / task / f"n{n_train}" / f"seed{seed}"
 
 
 def is_done(path: Path) -> bool:
@@ -67,7 +68,7 @@ def _save_run(out: Path, model_name: str, data: TaskData, seed: int, result: Fit
         cols = list(rows[0].keys())
         lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]
         io.write_text(out / "per_case.csv", "\n".join(lines) + "\n")
-    record = {"model": model_name, "task": task.name, "seed": seed, "metric": task.metric_name,
+    record = {"model": model_name, "task": task.name, "n_train": len(data.train), "seed": seed, "metric": task.metric_name,
               "higher_is_better": task.higher_is_better, "value": result.test_metrics[task.metric_name],
               "metrics": result.test_metrics, "best_epoch": result.best_epoch, "epochs": len(result.curve),
               "steps": result.curve[-1]["step"] if result.curve else 0, "seconds": result.seconds, **extra}
@@ -78,7 +79,7 @@ def _save_run(out: Path, model_name: str, data: TaskData, seed: int, result: Fit
 def run_specialised(study_dir: Path, cfg: StudyConfig, data: TaskData, seed: int) -> dict[str, Any]:
     """The task's specialised model (DESIGN.md §2), trained from scratch."""
     task = data.task
-    out = run_dir(study_dir, "specialised", task.name, seed)
+    out = run_dir(study_dir, "specialised", task.name, len(data.train), seed)
     if is_done(out):
         return io.read_json(out / "metrics.json")
     torch.manual_seed(derive_seed(cfg.study_seed, "specialised", task.name, seed))
@@ -148,13 +149,13 @@ def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str
     saves the probe features of the start and end states."""
     task = data.task
     model_name = encoder_name if weights is not None else f"{encoder_name}-scratch"
-    out = run_dir(study_dir, model_name, task.name, seed)
+    out = run_dir(study_dir, model_name, task.name, len(data.train), seed)
     if is_done(out):
         return io.read_json(out / "metrics.json")
     init_seed = derive_seed(cfg.study_seed, encoder_name, task.name, seed)
     model = _build_vfm(encoder_name, cfg, data, weights, init_seed)
     family = model.encoder.family or encoder_name
-    enc_lr, head_lr = cfg.train.lr_for(family)
+    enc_lr, head_lr = cfg.train.lr_for(family, pretrained=weights is not None)
     groups = model.parameter_groups(enc_lr, head_lr, cfg.train.weight_decay)
     for g in groups:
         g["base_lr"] = g["lr"]

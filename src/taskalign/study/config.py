@@ -30,16 +30,27 @@ class DataConfig:
     shape: tuple[int, int, int] = (16, 48, 48)     # (D, H, W) voxels of every case
     spacing_mm: tuple[float, float, float] = (3.0, 1.5, 1.5)
     n_pretrain: int = 64
-    n_train: int = 48
+    n_train: int = 48                              # training pool: the largest labelled-set size
     n_val: int = 16
     n_test: int = 32
+    train_cases: tuple[int, ...] = ()              # labelled-set sizes (regimes), nested subsets of the
+                                                   # pool; () = the whole pool, one regime
     data_seed: int = 0                             # cohort, split and degradations; not the cell seed
     n_reference: int = 16                          # reference probe set for each encoder's kernel
 
 
-LATER_DATA_FIELDS = {"columns": (), "label_rule": None, "series": ()}
+LATER_DATA_FIELDS = {"columns": (), "label_rule": None, "series": (), "train_cases": ()}
 """DataConfig fields added after studies were run: left out of the hash at their defaults, so an
 existing study folder keeps its hash (and its finished units)."""
+
+
+def regimes(data: DataConfig) -> tuple[int, ...]:
+    """The labelled-set sizes of a study, ascending; each at most the training pool (`n_train`)."""
+    sizes = tuple(sorted(set(data.train_cases))) or (data.n_train,)
+    if sizes[0] < 2 or sizes[-1] > data.n_train:
+        raise InputError(f"labelled-set sizes {list(sizes)} must lie in [2, n_train = {data.n_train}] "
+                         "(the training pool the subsets are drawn from)")
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,10 @@ class PretrainConfig:
     allow_weak: bool = False           # run on in-house weights that failed the gate (the report says so)
 
 
+FINETUNE_LR = {"profound_conv": (2e-4, 2e-3), "provicnet": (2e-4, 2e-3), "default": (2e-4, 2e-3)}
+SCRATCH_LR = {"profound_conv": (1e-3, 2e-3), "provicnet": (5e-4, 2e-3), "default": (5e-4, 2e-3)}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 96                # optimisation steps, equal for every model of a task
@@ -62,14 +77,17 @@ class TrainConfig:
     warmup_steps: int = 8
     weight_decay: float = 0.01
     patience_epochs: int = 0       # early stopping on the validation metric; 0 = off (best epoch is kept)
-    # learning rates per family: (encoder, head); the scratch run uses the same pair
-    lr: dict[str, tuple[float, float]] = field(default_factory=lambda: {
-        "profound_conv": (1e-3, 2e-3), "provicnet": (5e-4, 2e-3), "default": (5e-4, 2e-3)})
+    # learning rates per family, (encoder, head): `lr` for a pretrained start (the encoder slower
+    # than its fresh head, so fine-tuning keeps what pretraining gave), `scratch_lr` for random
+    # init; chosen by `taskalign sweep-lr` on validation cases (docs/fine_tuning.md)
+    lr: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(FINETUNE_LR))
+    scratch_lr: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(SCRATCH_LR))
     specialised_lr: float = 2e-3
     threads: int = 2
 
-    def lr_for(self, family: str) -> tuple[float, float]:
-        return self.lr.get(family, self.lr["default"])
+    def lr_for(self, family: str, pretrained: bool = True) -> tuple[float, float]:
+        table = self.lr if pretrained else self.scratch_lr
+        return table.get(family, table["default"])
 
 
 @dataclass(frozen=True)
@@ -106,7 +124,9 @@ def config_from_dict(d: dict[str, Any]) -> StudyConfig:
     def tup(x):
         return tuple(tup(v) for v in x) if isinstance(x, list) else x
     train = dict(d["train"])
-    train["lr"] = {k: tuple(v) for k, v in train["lr"].items()}
+    for key in ("lr", "scratch_lr"):
+        if key in train:
+            train[key] = {k: tuple(v) for k, v in train[key].items()}
     return StudyConfig(
         preset=d["preset"], encoders=tup(d["encoders"]), tasks=tup(d["tasks"]), seeds=tup(d["seeds"]),
         study_seed=d["study_seed"], encoder_size=d["encoder_size"],
@@ -128,17 +148,23 @@ def smoke() -> StudyConfig:
     )
 
 
+LABELLED_POOL = DataConfig(n_train=48, n_val=32, n_test=96)
+"""The quick and standard presets share one cohort: a pool of 48 labelled training cases, 32
+validation and 96 test cases, so the 16-case regime of `quick` is the same cases as the 16-case
+regime of `standard` (seed 0 of `standard` repeats `quick`'s cells)."""
+
+
 def quick() -> StudyConfig:
-    """The default `make study`: all 10 cells, one seed, indicative numbers (~15 min on 2 cores)."""
-    return StudyConfig(preset="quick")
+    """The default `make study`: all 10 cells at 16 labelled cases, one seed (~15 min on 2 cores)."""
+    return StudyConfig(preset="quick", data=dataclasses.replace(LABELLED_POOL, train_cases=(16,)))
 
 
 def standard() -> StudyConfig:
-    """Results worth reporting: more cases, three seeds, longer training (hours on a CPU)."""
+    """Results worth reporting: three labelled-set sizes (8, 16, 48) and three seeds, the quick
+    preset's training (about 9 × quick: two hours on a 2-core CPU; `--backend ray` spreads it)."""
     return StudyConfig(
-        preset="standard", seeds=(0, 1, 2), encoder_size="micro",
-        data=DataConfig(n_pretrain=256, n_train=128, n_val=32, n_test=64, n_reference=32),
-        train=TrainConfig(steps=600, steps_per_epoch=30, batch_size=4, slices_per_volume=6, warmup_steps=30),
+        preset="standard", seeds=(0, 1, 2),
+        data=dataclasses.replace(LABELLED_POOL, train_cases=(8, 16, 48)),
         align=AlignConfig(permutations=1000),
     )
 

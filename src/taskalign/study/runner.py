@@ -17,7 +17,7 @@ import torch
 
 from taskalign.errors import UserError
 from taskalign import io
-from taskalign.study.config import StudyConfig, config_from_dict
+from taskalign.study.config import StudyConfig, config_from_dict, regimes
 from taskalign.study.analysis.summary import finish_study
 from taskalign.study.task_data import no_training_floors
 from taskalign.study.units import StudyInputs, plan_units
@@ -119,9 +119,12 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[s
     return path
 
 
-def _usable_tasks(cfg: StudyConfig, inputs: StudyInputs, timer: Timer, log) -> tuple[list, list, dict]:
-    """Tasks with data, the skipped ones with their reason, and each task's no-training floor."""
-    tasks, skipped, references = [], [], {}
+def _usable_tasks(cfg: StudyConfig, inputs: StudyInputs, timer: Timer, log) -> tuple[dict, list, dict]:
+    """{task with data: its regimes}, the skipped tasks (and regimes) with their reason, and each
+    task's no-training floor. A regime larger than the task's training pool (a small real folder)
+    is skipped with a note; when none fits, the task runs on its whole pool (said in the note)."""
+    tasks, skipped, references = {}, [], {}
+    sizes = regimes(cfg.data)
     for task_name in cfg.tasks:
         with timer.stage("data"):
             data, reason = inputs.task_data(task_name)
@@ -129,6 +132,13 @@ def _usable_tasks(cfg: StudyConfig, inputs: StudyInputs, timer: Timer, log) -> t
             log(f"skipping task {task_name}: {reason}")
             skipped.append({"task": task_name, "reason": reason})
             continue
-        tasks.append(task_name)
+        pool = len(data.train)
+        fit = tuple(n for n in sizes if n <= pool) or (pool,)
+        for n in (n for n in sizes if n > pool):
+            reason = f"{n} labelled cases asked, the training pool holds {pool}" + (
+                f"; ran on all {pool} instead" if fit == (pool,) else "")
+            log(f"{task_name}: {reason}")
+            skipped.append({"task": task_name, "n_train": n, "reason": reason})
+        tasks[task_name] = fit
         references[task_name] = no_training_floors(data)
     return tasks, skipped, references

@@ -53,3 +53,34 @@ def no_training_floors(data: TaskData) -> dict[str, float]:
         metrics, _ = task.evaluate([mean.copy() for _ in test], test)
         out.update({f"mean_target_{k}": float(v) for k, v in metrics.items()})
     return out
+
+
+def nested_order(labels: list[int | None], seed: int) -> list[int]:
+    """An order of the training pool whose every prefix is a labelled subset of the study:
+    the subsets are nested (the 8 cases of a small regime are among the 16 of the next), and
+    with labels they are stratified, each prefix holding the classes in the pool's proportions
+    as closely as whole cases allow (so even a small subset has both classes). Seeded."""
+    rng = np.random.default_rng([seed, 8128])
+    if any(y is None for y in labels):
+        return [int(i) for i in rng.permutation(len(labels))]
+    by_class = {y: [int(i) for i in rng.permutation([j for j, v in enumerate(labels) if v == y])]
+                for y in sorted(set(labels))}
+    share = {y: len(idx) / len(labels) for y, idx in by_class.items()}
+    order: list[int] = []
+    taken = {y: 0 for y in by_class}
+    for k in range(1, len(labels) + 1):
+        # the class furthest below its share of a k-case prefix gives the next case
+        y = max((y for y in by_class if taken[y] < len(by_class[y])), key=lambda y: (share[y] * k - taken[y], -y))
+        order.append(by_class[y][taken[y]])
+        taken[y] += 1
+    return order
+
+
+def with_train_cases(data: TaskData, n: int, seed: int) -> TaskData:
+    """`data` with the first `n` training samples of `nested_order` (case-level labels stratify)."""
+    if n > len(data.train):
+        raise ValueError(f"{data.task.name}: a labelled set of {n} cases needs a training pool of at least {n}, "
+                         f"it has {len(data.train)}")
+    labels = [int(s.target.reshape(-1)[0]) if data.task.kind == "classification" else None for s in data.train]
+    keep = sorted(nested_order(labels, seed)[:n])
+    return TaskData(data.task, [data.train[i] for i in keep], data.val, data.test, data.reference)

@@ -2,10 +2,14 @@
 
 Three kinds of unit (DESIGN.md §1, §9):
 
-    pretrain     (encoder)               the family's pretraining stage, once per encoder
-    specialised  (task, seed)            the task's specialised model; shared by the encoders'
-                                         cells of that task and seed, so it is its own unit
-    cell         (encoder, task, seed)   scratch run, fine-tuned run, alignment stage
+    pretrain     (encoder)                  the family's pretraining stage, once per encoder
+    specialised  (task, n_train, seed)      the task's specialised model; shared by the encoders'
+                                            cells of that task, regime and seed: its own unit
+    cell         (encoder, task, n_train, seed)
+                                            scratch run, fine-tuned run, alignment stage
+
+`n_train` is the labelled-set size (regime): the first n cases of the training pool's nested
+order (`task_data.with_train_cases`), the same for every model of a task.
 
 Cells depend only on their encoder's pretraining unit (results.csv joins cells with the
 specialised runs afterwards), so every unit of one stage is independent of the others and no
@@ -24,7 +28,7 @@ from taskalign.study.cell import TaskData, is_done, run_dir, run_specialised, ru
 from taskalign.study.cohort import Cohort, build_cohort
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import ensure_pretrained, pretrained_dir
-from taskalign.study.task_data import task_data
+from taskalign.study.task_data import task_data, with_train_cases
 from taskalign.tasks.base import create_task
 from taskalign.train.host_memory import keep_freed_memory
 
@@ -35,10 +39,12 @@ class WorkUnit:
     encoder: str | None = None
     task: str | None = None
     seed: int | None = None
+    n_train: int | None = None
 
     @property
     def name(self) -> str:
         parts = [self.kind] + [str(p) for p in (self.encoder, self.task) if p] + (
+            [f"{self.n_train} labelled"] if self.n_train is not None else []) + (
             [f"seed {self.seed}"] if self.seed is not None else [])
         return " / ".join(parts)
 
@@ -47,8 +53,9 @@ class WorkUnit:
         if self.kind == "pretrain":
             return [pretrained_dir(study_dir, self.encoder, cfg)]
         if self.kind == "specialised":
-            return [run_dir(study_dir, "specialised", self.task, self.seed)]
-        return [run_dir(study_dir, m, self.task, self.seed) for m in (self.encoder, f"{self.encoder}-scratch")]
+            return [run_dir(study_dir, "specialised", self.task, self.n_train, self.seed)]
+        return [run_dir(study_dir, m, self.task, self.n_train, self.seed)
+                for m in (self.encoder, f"{self.encoder}-scratch")]
 
     def done(self, study_dir: Path, cfg: StudyConfig) -> bool:
         """True when the unit's completion records exist (each is written last, atomically)."""
@@ -60,15 +67,16 @@ class WorkUnit:
         return all(is_done(d) for d in dirs) and (dirs[0] / "alignment.json").exists()
 
 
-def plan_units(cfg: StudyConfig, tasks: list[str]) -> tuple[list[WorkUnit], list[WorkUnit]]:
-    """(pretraining stage, everything else) in the local backend's order: per task and seed,
-    the specialised model, then each encoder's cell. `tasks`: the tasks that have data."""
+def plan_units(cfg: StudyConfig, tasks: dict[str, tuple[int, ...]]) -> tuple[list[WorkUnit], list[WorkUnit]]:
+    """(pretraining stage, everything else) in the local backend's order: per task, regime and
+    seed, the specialised model, then each encoder's cell. `tasks`: {task with data: its regimes}."""
     pre = [WorkUnit("pretrain", encoder=e) for e in cfg.encoders if e not in dict(cfg.weights)]
     rest = []
-    for task in tasks:
-        for seed in cfg.seeds:
-            rest.append(WorkUnit("specialised", task=task, seed=seed))
-            rest += [WorkUnit("cell", encoder=e, task=task, seed=seed) for e in cfg.encoders]
+    for task, sizes in tasks.items():
+        for n in sizes:
+            for seed in cfg.seeds:
+                rest.append(WorkUnit("specialised", task=task, seed=seed, n_train=n))
+                rest += [WorkUnit("cell", encoder=e, task=task, seed=seed, n_train=n) for e in cfg.encoders]
     return pre, rest
 
 
@@ -89,6 +97,7 @@ class StudyInputs:
         self._cohort = cohort
         self._cache_dir = cache_dir   # real folders' preprocessing cache (None: read the files)
         self._data: dict[str, tuple[TaskData | None, str | None]] = {}
+        self._regimes: dict[tuple[str, int], TaskData] = {}
 
     @property
     def cohort(self) -> Cohort:
@@ -98,9 +107,20 @@ class StudyInputs:
         return self._cohort
 
     def task_data(self, task_name: str) -> tuple[TaskData | None, str | None]:
+        """The task's samples with the whole training pool (None and the reason when it has none)."""
         if task_name not in self._data:
             self._data[task_name] = task_data(create_task(task_name), self.cohort, self.cfg.data.data_seed)
         return self._data[task_name]
+
+    def regime_data(self, task_name: str, n_train: int) -> TaskData:
+        """The task's samples with the regime's `n_train` labelled training cases."""
+        key = (task_name, n_train)
+        if key not in self._regimes:
+            data = self.task_data(task_name)[0]
+            if data is None:
+                raise ValueError(f"task {task_name} has no usable data; it should not be planned")
+            self._regimes[key] = with_train_cases(data, n_train, self.cfg.data.data_seed)
+        return self._regimes[key]
 
 
 _INPUTS: dict[str, StudyInputs] = {}
@@ -135,9 +155,7 @@ def execute_unit(unit: WorkUnit, study_dir: Path, cfg: StudyConfig, inputs: Stud
     if unit.kind == "pretrain":
         timed(f"pretrain {unit.encoder}", ensure_pretrained, study_dir, unit.encoder, cfg, log=log)
         return seconds
-    data = timed("data", inputs.task_data, unit.task)[0]
-    if data is None:
-        raise ValueError(f"unit {unit.name}: task {unit.task} has no usable data; it should not be planned")
+    data = timed("data", inputs.regime_data, unit.task, unit.n_train)
     if unit.kind == "specialised":
         timed("specialised", run_specialised, study_dir, cfg, data, unit.seed)
         return seconds

@@ -25,13 +25,13 @@ CELL_FIELDS = ("value", "rpg", "convergence_epoch", "gain_over_scratch", "d2p")
 
 
 def cell_statistics(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (encoder, task): n_seeds and {mean, sd, n, ci95_low, ci95_high} of each field."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    """Per (encoder, task, n_train): n_seeds and {mean, sd, n, ci95_low, ci95_high} of each field."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        groups[(r["encoder"], r["task"])].append(r)
-    return [{"encoder": e, "task": t, "metric": members[0]["metric"], "n_seeds": len(members),
+        groups[(r["encoder"], r["task"], int(r["n_train"]))].append(r)
+    return [{"encoder": e, "task": t, "n_train": n, "metric": members[0]["metric"], "n_seeds": len(members),
              **{f: seed_stats(float(m[f]) for m in members).to_dict() for f in CELL_FIELDS}}
-            for (e, t), members in groups.items()]
+            for (e, t, n), members in groups.items()]
 
 
 def _seed_averaged(cells: list[SeedCell], model: str) -> np.ndarray:
@@ -69,18 +69,18 @@ def paired_vs_scratch(study_dir: Path, rows: list[dict[str, Any]], seed: int,
 
 def paired_comparisons(study_dir: Path, rows: list[dict[str, Any]], seed: int, reference: str,
                        bootstrap: int = 2000) -> list[dict[str, Any]]:
-    """One record per (encoder, task) whose runs have per-case results: fine-tuned − `reference`
-    ("spec" or "scratch")."""
-    groups: dict[tuple[str, str], list[SeedCell]] = defaultdict(list)
+    """One record per (encoder, task, n_train) whose runs have per-case results: fine-tuned −
+    `reference` ("spec" or "scratch")."""
+    groups: dict[tuple[str, str, int], list[SeedCell]] = defaultdict(list)
     for r in rows:
         cell = load_seed_cell(Path(study_dir), r)
         if reference in cell.per_case:
-            groups[(r["encoder"], r["task"])].append(cell)
+            groups[(r["encoder"], r["task"], int(r["n_train"]))].append(cell)
     name = {"spec": "specialised", "scratch": "scratch"}[reference]
     out = []
-    for (encoder, task), cells in groups.items():
+    for (encoder, task, n_train), cells in groups.items():
         cells = [c for c in cells if c.case_ids == cells[0].case_ids]
-        rec: dict[str, Any] = {"encoder": encoder, "task": task, "metric": cells[0].row["metric"],
+        rec: dict[str, Any] = {"encoder": encoder, "task": task, "n_train": n_train, "metric": cells[0].row["metric"],
                                "higher_is_better": bool(cells[0].row["higher_is_better"]), "n_seeds": len(cells),
                                "difference": f"{encoder} − {name}"}
         if cells[0].labels is not None:

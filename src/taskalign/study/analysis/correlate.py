@@ -24,13 +24,13 @@ from taskalign.stats import correlation
 from taskalign.stats.correlation import _pearson_rows
 from taskalign.study.analysis.resample import SeedCell, load_seed_cell
 
-CellKey = tuple[str, str]
+CellKey = tuple[str, str, int]   # (encoder, task, n_train): the task at index 1 (its test cases)
 
 
 def _cells(study_dir: Path, rows: list[dict[str, Any]]) -> dict[CellKey, dict[int, SeedCell]]:
     cells: dict[CellKey, dict[int, SeedCell]] = {}
     for row in rows:
-        cells.setdefault((row["encoder"], row["task"]), {})[int(row["seed"])] = load_seed_cell(study_dir, row)
+        cells.setdefault((row["encoder"], row["task"], int(row["n_train"])), {})[int(row["seed"])] = load_seed_cell(study_dir, row)
     return cells
 
 
@@ -45,7 +45,7 @@ def replicate_means(cells: dict[CellKey, dict[int, SeedCell]], names: Iterable[s
     seeds = sorted({s for by_seed in cells.values() for s in by_seed})
     rng = np.random.default_rng(seed)
     drawn = rng.integers(0, len(seeds), size=(resamples, len(seeds)))          # (B, K) seed indices
-    n_cases = {t: len(c.case_ids) for (_, t), by_seed in cells.items() for c in by_seed.values()
+    n_cases = {t: len(c.case_ids) for (_, t, _), by_seed in cells.items() for c in by_seed.values()
                if c.case_ids is not None}
     weights = {t: [rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
                    for _ in seeds] for t, n in sorted(n_cases.items())}       # per task, per draw k
@@ -108,7 +108,7 @@ def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: It
             x = np.array([_seed_mean(cells[k], a) for k in keys])
             y = np.array([_seed_mean(cells[k], o) for k in keys])
             rec: dict[str, Any] = {"alignment": a, "outcome": o, "n": len(keys), "n_seeds": n_seeds,
-                                   "point": "encoder × task cell, mean over seeds",
+                                   "point": "encoder × task × labelled-set cell, mean over seeds",
                                    "bootstrap": bootstrap, "permutations": permutations,
                                    "bootstrap_over": "seeds and test cases" if with_cases else "seeds"}
             for method in ("spearman", "pearson"):

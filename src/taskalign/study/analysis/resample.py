@@ -7,7 +7,8 @@ against its seed mean of an outcome. One bootstrap replicate
   2. for each task and each drawn seed, draws the task's test (probe) cases with replacement;
      the draw is shared by every model of that task and seed (the comparisons stay paired);
   3. recomputes from the stored per-case results and probe features, for each cell and drawn
-     seed: the fine-tuned and specialised test metrics (so RPG), and D2P, D2R, D2S;
+     seed: the fine-tuned, scratch and specialised test metrics (so RPG and the gain over
+     scratch), and D2P, D2R, D2S;
   4. averages each cell over its drawn seeds and recomputes Spearman ρ and Pearson r.
 
 Convergence epochs and CKA come from the validation curves / whole probe set, so only step 1
@@ -43,7 +44,7 @@ DRIFT_STATES = {"d2p": ("finetuned", "pretrained"), "d2r": ("finetuned", "random
 
 @dataclass
 class SeedCell:
-    """One (encoder, task, seed) row with what case resampling needs (None: not available)."""
+    """One (encoder, task, n_train, seed) row with what case resampling needs (None: not available)."""
     row: dict[str, Any]
     case_ids: list[str] | None = None
     per_case: dict[str, np.ndarray] = field(default_factory=dict)   # "ft", "spec", "scratch": values or scores
@@ -51,7 +52,7 @@ class SeedCell:
     h: dict[str, np.ndarray] = field(default_factory=dict)           # d2x -> (n, n), zero diagonal
 
     def value(self, name: str, w: np.ndarray | None) -> np.ndarray | float:
-        """The row's `name` (rpg, d2p, d2r, d2s, d2p_d2r_ratio, or any other column) under case
+        """The row's `name` (rpg, gain_over_scratch, d2p, d2r, d2s, d2p_d2r_ratio, or any other column) under case
         weights w (B, n); w None (or nothing to resample) gives the row's own value."""
         if w is None or self.case_ids is None:
             return float(self.row[name])
@@ -59,6 +60,9 @@ class SeedCell:
             higher = bool(self.row["higher_is_better"])
             ft, spec = self._metric("ft", w), self._metric("spec", w)
             return np.array([relative_gain(a, b, higher) for a, b in zip(ft, spec)])
+        if name == "gain_over_scratch" and "scratch" in self.per_case:
+            sign = 1.0 if bool(self.row["higher_is_better"]) else -1.0
+            return sign * (self._metric("ft", w) - self._metric("scratch", w))
         if name in self.h:
             return weighted_paired_mmd2(self.h[name], w)
         if name == "d2p_d2r_ratio" and {"d2p", "d2r"} <= self.h.keys():
@@ -121,8 +125,8 @@ def _floats(col: list[str]) -> np.ndarray:
 def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
     """A row of results.csv with its per-case values and drift h-matrices from the cell's files."""
     cell = SeedCell(row)
-    e, t, s = row["encoder"], row["task"], int(row["seed"])
-    ft_dir, sc_dir, sp_dir = (run_dir(study_dir, m, t, s) for m in (e, f"{e}-scratch", "specialised"))
+    e, t, n, s = row["encoder"], row["task"], int(row["n_train"]), int(row["seed"])
+    ft_dir, sc_dir, sp_dir = (run_dir(study_dir, m, t, n, s) for m in (e, f"{e}-scratch", "specialised"))
     ft, sp = _read_per_case(ft_dir / "per_case.csv"), _read_per_case(sp_dir / "per_case.csv")
     if ft is None or sp is None or ft["case_id"] != sp["case_id"]:
         return cell

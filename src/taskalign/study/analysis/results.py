@@ -1,4 +1,5 @@
-"""Gather finished runs into `results.csv`: one row per encoder × task × seed (docs/study_folder.md)."""
+"""Gather finished runs into `results.csv`: one row per encoder × task × labelled-set size × seed
+(docs/study_folder.md)."""
 from __future__ import annotations
 
 import csv
@@ -13,7 +14,7 @@ from taskalign.study.cell import run_dir
 from taskalign.study.analysis.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
 
 COLUMNS = [
-    "encoder", "task", "seed", "metric", "higher_is_better", "value", "specialised_value", "scratch_value", "rpg",
+    "encoder", "task", "n_train", "seed", "metric", "higher_is_better", "value", "specialised_value", "scratch_value", "rpg",
     "gain_over_scratch", "convergence_epoch", "convergence_censored", "scratch_convergence_epoch",
     "specialised_convergence_epoch", "self_convergence_epoch", "epochs", "d2p", "d2r", "d2s", "d2p_d2r_ratio",
     "d2p_p", "d2r_p", "d2s_p", "cka_pretrained", "cka_random", "cka_scratch", "n_probe", "sigma_ref",
@@ -33,23 +34,23 @@ def _best(curve: list[float], higher: bool) -> float:
     return (max(finite) if higher else min(finite)) if finite else float("nan")
 
 
-def cell_row(study_dir: Path, encoder: str, task: str, seed: int) -> dict[str, Any] | None:
+def cell_row(study_dir: Path, encoder: str, task: str, n_train: int, seed: int) -> dict[str, Any] | None:
     """The results row of one cell, or None when one of its runs is not finished."""
-    dirs = {m: run_dir(study_dir, m, task, seed) for m in (encoder, f"{encoder}-scratch", "specialised")}
+    dirs = {m: run_dir(study_dir, m, task, n_train, seed) for m in (encoder, f"{encoder}-scratch", "specialised")}
     if not all((d / "metrics.json").exists() for d in dirs.values()) or not (dirs[encoder] / "alignment.json").exists():
         return None
     ft, sc, sp = (io.read_json(d / "metrics.json") for d in dirs.values())
     higher = bool(ft["higher_is_better"])
     curves = {m: read_curve(d / "curve.jsonl") for m, d in dirs.items()}
-    # the common target uses every model of this task and seed, other encoders included
-    all_best = [_best(read_curve(p / task / f"seed{seed}" / "curve.jsonl"), higher)
-                for p in (Path(study_dir) / "cells").iterdir() if (p / task / f"seed{seed}").exists()]
+    # the common target uses every model of this task, regime and seed, other encoders included
+    all_best = [_best(read_curve(d / "curve.jsonl"), higher) for p in (Path(study_dir) / "cells").iterdir()
+                if (d := run_dir(study_dir, p.name, task, n_train, seed)).exists()]
     target = common_target(all_best, higher)
     conv = {m: epochs_to_target(c, target, higher) for m, c in curves.items()}
     align = io.read_json(dirs[encoder] / "alignment.json")
     d2p, d2r = align["d2p"]["mmd2"], align["d2r"]["mmd2"]
     return {
-        "encoder": encoder, "task": task, "seed": seed, "metric": ft["metric"], "higher_is_better": higher,
+        "encoder": encoder, "task": task, "n_train": n_train, "seed": seed, "metric": ft["metric"], "higher_is_better": higher,
         "value": ft["value"], "specialised_value": sp["value"], "scratch_value": sc["value"],
         "rpg": relative_gain(ft["value"], sp["value"], higher),
         "gain_over_scratch": (ft["value"] - sc["value"]) * (1 if higher else -1),
@@ -77,7 +78,7 @@ def saturation_note(rows: list[dict[str, Any]]) -> str | None:
     for r in rows:
         names = [d.upper() for d in ("d2p", "d2r", "d2s") if float(r[f"{d}_saturation"]) >= SATURATED]
         if names:
-            hits.append(f"{r['encoder']}/{r['task']}/seed{r['seed']} {','.join(names)}")
+            hits.append(f"{r['encoder']}/{r['task']}/n{r['n_train']}/seed{r['seed']} {','.join(names)}")
     if not hits:
         return None
     return (f"MMD² at >= {SATURATED:.0%} of its ceiling (the two feature states share almost no kernel mass, so "

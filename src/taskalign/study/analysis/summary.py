@@ -17,7 +17,7 @@ from taskalign.study.pretrain_stage import foundation_status
 from taskalign.study.analysis.results import cell_row, saturation_note, write_results
 
 ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained")
-OUTCOMES = ("rpg", "convergence_epoch")
+OUTCOMES = ("rpg", "gain_over_scratch", "convergence_epoch")
 RESTORATION = ("distortion_correction", "super_resolution")
 SEMANTIC = ("segmentation", "classification")
 
@@ -105,31 +105,64 @@ def claims(rows, corrs, n_seeds: int) -> list[dict[str, Any]]:
         out.append(_encoder_claim(rows, "profound_conv", "provicnet", RESTORATION, n_seeds))
         out.append(_encoder_claim(rows, "provicnet", "profound_conv", SEMANTIC, n_seeds))
     out.append(_correlation_claim(corrs, "rpg", -1, "smaller feature change (D2P) goes with a larger gain (RPG)"))
+    out.append(_correlation_claim(corrs, "gain_over_scratch", -1, "smaller feature change (D2P) goes with a "
+                                  "larger pretraining gain (fine-tuned − scratch)"))
     out.append(_correlation_claim(corrs, "convergence_epoch", 1,
                                   "smaller feature change (D2P) goes with faster convergence"))
     return out
 
 
+def by_regime(rows: list[dict[str, Any]], cfg: StudyConfig, out: Path) -> list[dict[str, Any]]:
+    """Per labelled-set size: its correlations over the (encoder, task) cells, the within-task
+    sign test and the paper's claims, each computed on that regime's cells alone."""
+    result = []
+    for n in sorted({int(r["n_train"]) for r in rows}):
+        sub = [r for r in rows if int(r["n_train"]) == n]
+        corrs = correlations(sub, seed=cfg.study_seed, study_dir=out)
+        result.append({"n_train": n, "n_cells": len(sub), "correlations": corrs, "within_task": within_task(sub),
+                       "claims": claims(sub, corrs, len(cfg.seeds))})
+    return result
+
+
+def by_task(rows: list[dict[str, Any]], cfg: StudyConfig, out: Path) -> list[dict[str, Any]]:
+    """Per task: correlations over its (encoder, labelled-set size) cells, where the task is held
+    fixed (n is small: 2 encoders × the regimes)."""
+    return [{"task": t, "correlations": correlations([r for r in rows if r["task"] == t], seed=cfg.study_seed,
+                                                     study_dir=out)}
+            for t in dict.fromkeys(r["task"] for r in rows)]
+
+
 def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, references=None) -> Path:
-    rows = [r for t in cfg.tasks for s in cfg.seeds for e in cfg.encoders
-            if (r := cell_row(out, e, t, s)) is not None]
+    rows = [r for t in cfg.tasks for n in _sizes(out, t) for s in cfg.seeds for e in cfg.encoders
+            if (r := cell_row(out, e, t, n, s)) is not None]
     path = write_results(out, rows)
     corrs = correlations(rows, seed=cfg.study_seed, study_dir=out)
-    notes = [f"skipped task {s['task']}: {s['reason']}" for s in skipped]
+    regimes = by_regime(rows, cfg, out)
+    notes = [f"skipped task {s['task']}: {s['reason']}" if "n_train" not in s else f"{s['task']}: {s['reason']}"
+             for s in skipped]
     if (saturated := saturation_note(rows)) is not None:
         notes.append(saturated)
     start_weights = {e: foundation_status(out, e, cfg) for e in cfg.encoders}
     notes += [f"{e}: in-house pretrained weights that failed the foundation gate ({st['reason']}); not a foundation "
               f"model" for e, st in start_weights.items() if st["gate"] is False]
     if cfg.preset in ("smoke", "quick"):
-        notes.append(f"preset {cfg.preset}: small models and short training; the numbers are indicative, "
-                     "use --preset standard for conclusions")
-    summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "n_cells": len(rows),
-               "cells": cell_statistics(rows),
+        notes.append(f"preset {cfg.preset}: small models, one labelled-set size and short training; the numbers "
+                     "are indicative, use --preset standard for conclusions")
+    summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "regimes": [r["n_train"] for r in regimes],
+               "n_cells": len(rows), "cells": cell_statistics(rows),
                "paired_vs_specialised": paired_vs_specialised(out, rows, seed=cfg.study_seed),
                "paired_vs_scratch": paired_vs_scratch(out, rows, seed=cfg.study_seed),
-               "correlations": corrs,
-               "within_task": within_task(rows), "claims": claims(rows, corrs, len(cfg.seeds)),
-               "start_weights": start_weights, "timing": timing, "references": references or {}, "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
+               "correlations": corrs, "by_regime": regimes, "by_task": by_task(rows, cfg, out),
+               # the headline view: the largest regime's within-task test and claims
+               "within_task": regimes[-1]["within_task"] if regimes else within_task([]),
+               "claims": [{**c, "n_train": r["n_train"]} for r in regimes for c in r["claims"]],
+               "start_weights": start_weights, "timing": timing, "references": references or {},
+               "excluded_cases": excluded, "skipped_tasks": skipped, "notes": notes}
     io.write_json(out / "summary.json", summary)
     return path
+
+
+def _sizes(out: Path, task: str) -> list[int]:
+    """The labelled-set sizes that have run folders for `task` (cells/<model>/<task>/n<k>/), ascending."""
+    found = {int(d.name[1:]) for d in (Path(out) / "cells").glob(f"*/{task}/n*") if d.name[1:].isdigit()}
+    return sorted(found)

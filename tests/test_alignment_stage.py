@@ -57,11 +57,11 @@ def test_saturation_note_names_the_saturated_cells_only():
     from taskalign.study.analysis.results import saturation_note
 
     def row(encoder, task, d2p, d2r, d2s):
-        return {"encoder": encoder, "task": task, "seed": 0, "d2p_saturation": d2p, "d2r_saturation": d2r,
+        return {"encoder": encoder, "task": task, "n_train": 16, "seed": 0, "d2p_saturation": d2p, "d2r_saturation": d2r,
                 "d2s_saturation": d2s}
     rows = [row("provicnet", "synthesis", 0.97, 0.85, float("nan")), row("profound_conv", "synthesis", 0.3, 0.5, 0.6),
             row("provicnet", "segmentation", 0.95, 0.93, 0.91)]
     note = saturation_note(rows)
-    assert "provicnet/synthesis/seed0 D2P;" in note and "provicnet/segmentation/seed0 D2P,D2R,D2S" in note
+    assert "provicnet/synthesis/n16/seed0 D2P;" in note and "provicnet/segmentation/n16/seed0 D2P,D2R,D2S" in note
     assert "profound_conv" not in note
     assert saturation_note(rows[1:2]) is None

@@ -11,6 +11,7 @@ from real_folders import SAMPLE
 from taskalign.cli import main
 from taskalign.data.real.export import export_phantom
 from taskalign.study.gap import crop_positions, phantom_real_gap
+from taskalign.study.gap_cli import format_gap
 
 needs_sample = pytest.mark.skipif(not (SAMPLE / "cases.csv").is_file(), reason="PI-CAI sample not present")
 
@@ -47,6 +48,8 @@ def test_phantom_folder_is_closer_than_the_real_case(tmp_path, capsys):
     assert report["encoders"]["provicnet"]["samples"] == "slices"
     assert report["encoders"]["provicnet"]["n_phantom"] == 2 * 8 and report["encoders"]["provicnet"]["n_real"] == 8
     assert (tmp_path / "out" / "gap.json").is_file()
+    text = format_gap(report)                  # the plain output prints every encoder row and the weights
+    assert "provicnet" in text and "in-house weights: " + report["pretrain"] in text
 
 
 def test_coverage_follows_the_context_grid():

@@ -136,7 +136,7 @@ def test_ray_backend_gives_the_local_results(ray_head, local_reference, tmp_path
 def _first_cell(out: Path, proc: subprocess.Popen, timeout: float) -> None:
     """Wait for the first finished cell (its alignment.json, written after both of its runs)."""
     deadline = time.monotonic() + timeout
-    while not list(out.glob("cells/*/*/seed*/alignment.json")):
+    while not list(out.glob("cells/*/*/n*/seed*/alignment.json")):
         assert proc.poll() is None, "the study ended before its first cell finished"
         assert time.monotonic() < deadline, "no cell finished in time"
         time.sleep(0.2)
@@ -153,13 +153,13 @@ def test_sigkilled_study_resumes_without_recomputing(local_reference, tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    records = sorted(out.glob("cells/*/*/seed*/metrics.json"))
+    records = sorted(out.glob("cells/*/*/n*/seed*/metrics.json"))
     stamps = {p: os.stat(p).st_mtime_ns for p in records}
     assert records and not (out / "results.csv").exists()
     again = subprocess.run([*CLI, "--out", str(out)], capture_output=True, text=True, timeout=1500, env=_env())
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: os.stat(p).st_mtime_ns for p in records} == stamps   # finished runs were not recomputed
-    assert len(list(out.glob("cells/*/*/seed*/metrics.json"))) > len(records)
+    assert len(list(out.glob("cells/*/*/n*/seed*/metrics.json"))) > len(records)
     assert (out / "results.csv").read_text() == (local_reference / "results.csv").read_text()
 
 

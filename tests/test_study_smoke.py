@@ -47,7 +47,7 @@ def test_folder_layout_and_records(smoke_study):
     # the pretraining cohort and the reference set never overlap the downstream splits
     downstream = set(splits["train"]) | set(splits["val"]) | set(splits["test"])
     assert not downstream & set(splits["pretrain"]) and not downstream & set(splits["reference"])
-    cell = out / "cells" / "provicnet" / "segmentation" / "seed0"
+    cell = out / "cells" / "provicnet" / "segmentation" / "n8" / "seed0"
     curve = [json.loads(line) for line in (cell / "curve.jsonl").read_text().splitlines()]
     assert len(curve) == cfg.train.steps // cfg.train.steps_per_epoch
     for state in ("pretrained.pt", "finetuned.pt"):
@@ -77,7 +77,7 @@ def test_folder_layout_and_records(smoke_study):
 
 def test_rerun_recomputes_nothing(smoke_study):
     cfg, out = smoke_study
-    records = sorted(out.glob("cells/*/*/seed*/metrics.json"))
+    records = sorted(out.glob("cells/*/*/n*/seed*/metrics.json"))
     stamps = {p: os.stat(p).st_mtime_ns for p in records}
     before = (out / "results.csv").read_text()
     run_study(cfg, out, log=lambda s: None)

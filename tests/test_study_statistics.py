@@ -98,7 +98,7 @@ def _rows(n_cells=6, seeds=(0, 1, 2)):
     rows = []
     for c in range(n_cells):
         for s in seeds:
-            rows.append({"encoder": f"e{c % 2}", "task": f"t{c // 2}", "seed": s, "metric": "psnr",
+            rows.append({"encoder": f"e{c % 2}", "task": f"t{c // 2}", "n_train": 16, "seed": s, "metric": "psnr",
                          "higher_is_better": True, "d2p": c + 0.3 * RNG.normal(), "rpg": -2.0 * c + RNG.normal(),
                          "convergence_epoch": float(c % 3 + s)})
     return rows

@@ -72,6 +72,32 @@ def _phantom_parser(sub) -> None:
     p.set_defaults(func=run_phantom_command)
 
 
+def _sweep_parser(sub) -> None:
+    from taskalign.study.config import PRESETS
+    from taskalign.study.lr_sweep import SWEPT_TASKS
+
+    p = sub.add_parser("sweep-lr", help="choose the fine-tuning and scratch learning rates on validation cases")
+    p.add_argument("--preset", default="quick", choices=list(PRESETS))
+    p.add_argument("--out", required=True, type=output_folder, help="sweep folder (created; resumed if it exists)")
+    p.add_argument("--encoders", nargs="+", help="registered encoder names (default: the preset's)")
+    p.add_argument("--tasks", nargs="+", default=list(SWEPT_TASKS), help="tasks the rates are ranked on")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args) -> int:
+    from taskalign.study.config import preset
+    from taskalign.study.lr_sweep import run_sweep
+    from taskalign.study.runner import check_names
+
+    cfg = preset(args.preset, encoders=tuple(args.encoders) if args.encoders else None, tasks=tuple(args.tasks))
+    check_names(cfg)
+    result = run_sweep(cfg, args.out, tasks=tuple(args.tasks))
+    print((args.out / "sweep.md").read_text())
+    for c in result["chosen"]:
+        print(f"{c['family']} {c['start']}: encoder lr {c['encoder_lr']:g} (head {result['head_lr']:g})")
+    return 0
+
+
 def _report_parser(sub) -> None:
     p = sub.add_parser("report", help="rebuild report.html from a finished study folder")
     p.add_argument("dir", type=Path)
@@ -93,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _study_parser(sub)
     _phantom_parser(sub)
     _report_parser(sub)
+    _sweep_parser(sub)
     add_mmd_parser(sub)
     add_checkpoint_parser(sub)
     add_real_data_parsers(sub)   # data check, gap

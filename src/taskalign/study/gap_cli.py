@@ -23,7 +23,7 @@ def add_gap_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dwi", choices=DWI_OPTIONS, help="--layout msd only (no DWI)")
     p.add_argument("--out", required=True, type=output_folder, help="folder for the pretrained weights and gap.json")
     p.add_argument("--preset", default="quick", choices=list(PRESETS),
-                   help="grid, pretraining size and data seed (default quick: 150 pretraining steps)")
+                   help="grid and data seed of the phantom side (default quick)")
     p.add_argument("--encoders", nargs="+", default=["profound_conv", "provicnet"])
     p.add_argument("--phantom-cases", type=positive_int, default=16)
     p.add_argument("--crops-per-case", type=positive_int, default=8, help="sub-volume crops per case for 3D encoders")
@@ -38,7 +38,7 @@ def add_gap_parser(subparsers) -> argparse.ArgumentParser:
 def format_gap(report: dict) -> str:
     lines = [f"phantom-to-real gap: {report['data']} ({report['layout']}, {report['n_real_cases']} real case(s)) vs "
              f"{report['n_phantom_cases']} phantom cases; preset {report['preset']} grid {report['grid']} at "
-             f"{report['spacing_mm']} mm, in-house pretraining {report['pretrain_steps']} steps",
+             f"{report['spacing_mm']} mm, in-house weights: {report.get('pretrain', 'n/a')}",
              f"{'what':<16} {'samples':<13} {'n phantom':>9} {'n real':>7} {'MMD²':>9} {'p':>7}   "
              f"{'baseline MMD²':>13} {'p':>7}"]
     names = list(report["encoders"]) + (["region stats"] if "region_stats" in report else [])

@@ -91,3 +91,25 @@ def test_changed_config_is_refused(smoke_study):
     changed = dataclasses.replace(cfg, study_seed=cfg.study_seed + 1)
     with pytest.raises(ConfigMismatchError, match="another configuration"):
         run_study(changed, out, log=lambda s: None)
+
+
+def test_two_regimes_end_to_end(tmp_path):
+    """Two labelled-set sizes: one row per size, nested training cases, the same test cases, and
+    the summary's per-regime view."""
+    import dataclasses
+    cfg = preset("smoke", encoders=("provicnet",), tasks=("segmentation",))
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train_cases=(4, 8)))
+    run_study(cfg, tmp_path, log=lambda s: None, report=False)
+    rows = _rows(tmp_path)
+    assert sorted(int(r["n_train"]) for r in rows) == [4, 8]
+    runs = {n: json.loads((tmp_path / "cells" / m / "segmentation" / f"n{n}" / "seed0" / "metrics.json").read_text())
+            for n in (4, 8) for m in ("provicnet",)}
+    assert len(runs[4]["train_cases"]) == 4 and set(runs[4]["train_cases"]) < set(runs[8]["train_cases"])
+    for n in (4, 8):
+        for m in ("provicnet-scratch", "specialised"):
+            record = json.loads((tmp_path / "cells" / m / "segmentation" / f"n{n}" / "seed0" / "metrics.json")
+                                .read_text())
+            assert record["train_cases"] == runs[n]["train_cases"] and record["n_train"] == n
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["regimes"] == [4, 8] and [r["n_train"] for r in summary["by_regime"]] == [4, 8]
+    assert {p["n_train"] for p in summary["paired_vs_scratch"]} == {4, 8}

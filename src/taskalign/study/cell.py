@@ -71,7 +71,8 @@ def _save_run(out: Path, model_name: str, data: TaskData, seed: int, result: Fit
     record = {"model": model_name, "task": task.name, "n_train": len(data.train), "seed": seed, "metric": task.metric_name,
               "higher_is_better": task.higher_is_better, "value": result.test_metrics[task.metric_name],
               "metrics": result.test_metrics, "best_epoch": result.best_epoch, "epochs": len(result.curve),
-              "steps": result.curve[-1]["step"] if result.curve else 0, "seconds": result.seconds, **extra}
+              "steps": result.curve[-1]["step"] if result.curve else 0, "seconds": result.seconds,
+              "train_cases": [s.case_id for s in data.train], **extra}
     io.write_json(out / "metrics.json", record)  # last: the completion record
     return record
 

@@ -15,8 +15,8 @@ import torch
 import taskalign
 from taskalign.align import HEAD_READS, head_bank, head_feature
 from taskalign.align.drift import drift, layer_profile, reference_kernel, reference_kernels
-from taskalign.align.extract import load_probe_banks, pooled_features, probe_features, save_probe_banks, \
-    save_probe_features
+from taskalign.align.extract import (load_probe_banks, pooled_features, probe_features, save_probe_banks,
+                                    save_probe_features)
 from taskalign.data.case import SEQUENCES
 from taskalign.data.phantom import make_cohort
 from taskalign.encoders import create_encoder

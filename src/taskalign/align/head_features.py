@@ -14,7 +14,7 @@ The primary feature of a cell is the summary of what its task's head consumes, b
         (UNETR) decodes all maps, the deepest carries the encoder's last representation, so the
         last map's spatial mean;
     classification: the head reads the last map too (attention-MIL pooling over the last map's
-        positions), so the last map's spatial mean.
+        positions, issue 12; the earlier MLP head read "pooled"), so the last map's spatial mean.
 
 The pooled feature is the secondary one: for ProViCNet's dense heads it is read by no head at all.
 """

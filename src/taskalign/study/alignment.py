@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from taskalign import io
-from taskalign.align.drift import DRIFT_NAMES, REFERENCE_SCALES, DriftResult, drift_profiles, layer_profile, \
-    reference_kernels
+from taskalign.align.drift import (DRIFT_NAMES, REFERENCE_SCALES, DriftResult, drift_profiles, layer_profile,
+                                   reference_kernels)
 from taskalign.align.extract import load_probe_banks, probe_features, save_probe_banks
 from taskalign.align.head_features import HEAD_READS, POOLED, head_bank
 from taskalign.study.cell import TaskData, derive_seed, run_dir

@@ -153,3 +153,53 @@ def test_saturation_needs_paired_sets():
     kern = reference_kernel(feats(10, 4, 1))
     with pytest.raises(ValueError, match="saturation needs"):
         saturation(feats(10, 4, 1), feats(9, 4, 2), kern)
+
+
+def test_saturated_mmd2_has_an_energy_distance_that_still_ranks_distance():
+    """Beside each D2x rides the paired energy distance, which has no bandwidth: where both MMD²
+    sit at their ceilings it still puts the farther state farther."""
+    from taskalign.align import energy_distance
+
+    anchor = 0.05 * feats(40, 8, 1)
+    kern = reference_kernel(anchor)
+    sigma = kern.bandwidths[REFERENCE_SCALES.index(1.0)]
+    d_near = drift(anchor, anchor + 40 * sigma, kern, permutations=0)
+    d_far = drift(anchor, 2.0 * anchor + 80 * sigma, kern, permutations=0)
+    assert d_near.saturated and d_far.saturated and d_near.to_dict()["saturated"] is True
+    assert d_far.energy > d_near.energy > 0
+    assert d_near.energy == pytest.approx(energy_distance(anchor, anchor + 40 * sigma))
+    assert drift(anchor, anchor, kern, permutations=0, with_energy=False).energy is None
+
+
+# ---- the kernel rule: σ_ref from the pretrained and random-init features together ----------------
+
+def test_reference_kernel_with_random_init_is_the_median_over_the_union():
+    pretrained, random = feats(30, 6, 11), feats(25, 6, 12, scale=3.0)
+    union = torch.cat([pretrained, random]).double()
+    dist = torch.cdist(union, union).numpy()[np.triu_indices(55, 1)]
+    sigma_ref = np.sort(dist)[(dist.size + 1) // 2 - 1]
+    kern = reference_kernel(pretrained, random)
+    assert kern.bandwidths == pytest.approx(tuple(s * sigma_ref for s in REFERENCE_SCALES), rel=1e-6)  # float32
+    assert "pretrained and random-init" in kern.rule
+    kernels = reference_kernels({"a": pretrained, "b": pretrained[:, :3]}, {"a": random, "b": random[:, :3]})
+    assert kernels["a"].bandwidths == kern.bandwidths
+    with pytest.raises(ValueError, match="random_banks lacks"):
+        reference_kernels({"a": pretrained, "b": pretrained}, {"a": random})
+    with pytest.raises(ValueError, match="differ in width"):
+        reference_kernel(pretrained, random[:, :3])
+
+
+def test_a_collapsed_pretrained_state_no_longer_saturates_d2r():
+    """The measured ProViCNet case: pretrained (and fine-tuned) features all but identical, the
+    random-init ones spread. σ_ref from the pretrained features alone is tiny and D2R sits at its
+    ceiling; with the random-init features in σ_ref it does not."""
+    n, d = 40, 16
+    centre = feats(1, d, 20)
+    pretrained = centre + 1e-3 * feats(n, d, 21)                          # collapsed
+    finetuned = pretrained + 1e-3 * feats(n, d, 22)
+    random = feats(n, d, 23)                                              # spread, around the origin
+    old = drift(finetuned, random, reference_kernel(pretrained), permutations=0)
+    new = drift(finetuned, random, reference_kernel(pretrained, random), permutations=0)
+    assert old.saturation > 0.99 and old.saturated
+    assert new.saturation < 0.9 and not new.saturated
+    assert new.mmd2 > 0

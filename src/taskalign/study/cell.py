@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from taskalign.align.extract import save_probe_features
 from taskalign.baselines import build_specialised
 from taskalign.heads import build_head
 from taskalign.models import SpecialisedModel, TaskModel, specialised_preprocess
@@ -102,34 +103,6 @@ def run_specialised(study_dir: Path, cfg: StudyConfig, data: TaskData, seed: int
 def _fresh(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-@torch.no_grad()
-def probe_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Pooled features (N, pooled_dim) and, per stage of `maps`, the spatial mean (N, C_stage) of
-    preprocessed volumes, float32, from one forward pass per batch."""
-    encoder.eval()
-    device = next(encoder.parameters()).device
-    pooled, stages = [], []
-    for i in range(0, len(inputs), batch_size):
-        out = encoder.forward_features(torch.from_numpy(np.stack(inputs[i:i + batch_size])).float().to(device))
-        pooled.append(out["pooled"].cpu())
-        stages.append([m.flatten(2).mean(2).cpu() for m in out["maps"]])   # (B, C, ...) -> (B, C)
-    per_stage = [torch.cat([b[k] for b in stages]).float() for k in range(len(stages[0]))] if stages else []
-    return torch.cat(pooled).float(), per_stage
-
-
-def pooled_features(encoder, inputs: list[np.ndarray], batch_size: int = 2) -> torch.Tensor:
-    """(N, pooled_dim) float32 pooled features of preprocessed volumes."""
-    return probe_features(encoder, inputs, batch_size)[0]
-
-
-def save_probe_features(folder: Path, state: str, encoder, inputs: list[np.ndarray]) -> None:
-    """features/<state>.pt (pooled) and features/stages/<state>_<k>.pt (stage means)."""
-    pooled, stages = probe_features(encoder, inputs)
-    for k, feats in enumerate(stages):
-        io.save_tensor(folder / "features" / "stages" / f"{state}_{k}.pt", feats)
-    io.save_tensor(folder / "features" / f"{state}.pt", pooled)
 
 
 def _build_vfm(encoder_name: str, cfg: StudyConfig, data: TaskData, weights: Path | None, init_seed: int):

@@ -30,7 +30,7 @@ from taskalign.data.real.check import no_usable_case
 from taskalign.data.real.folder import reader_options
 from taskalign.data.real.regrid import resample_case
 from taskalign.errors import InputError
-from taskalign.study.cell import pooled_features
+from taskalign.align.extract import pooled_features
 from taskalign.study.config import preset
 from taskalign.study.pretrain_stage import ensure_pretrained, load_encoder
 

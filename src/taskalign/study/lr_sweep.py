@@ -11,8 +11,8 @@ starts therefore get their own encoder rate, each chosen by the same small sweep
     choose, per family and start, the candidate with the smallest mean rank over the tasks
     (ties: the slower rate).
 
-Every run is an ordinary study run in `OUT/<family>/<start>/enc<rate>/cells/...`, so a killed
-sweep resumes; `sweep.json` and `sweep.md` hold the table and the choice. The presets' rates
+Every run is an ordinary study run in `OUT/<family>/<start>/enc<rate>/cells/...` (its "test"
+split is the validation split: no test case is ever read), so a killed sweep resumes; `sweep.json` and `sweep.md` hold the table and the choice. The presets' rates
 (`config.FINETUNE_LR`, `config.SCRATCH_LR`) come from this table (docs/fine_tuning.md).
 """
 from __future__ import annotations
@@ -97,7 +97,8 @@ def run_sweep(cfg: StudyConfig, out: Path, tasks: tuple[str, ...] = SWEPT_TASKS,
     table = []
     for i, trial in enumerate(trials):
         for task in tasks:
-            data = inputs.regime_data(task, n_train)
+            data = dataclasses.replace(inputs.regime_data(task, n_train))
+            data.test = data.val      # the sweep never reads a test case: its runs evaluate on validation
             log(f"[{i + 1}/{len(trials)}] {trial.folder} {task}")
             start = weights[trial.family] if trial.start == "pretrained" else None
             record = run_vfm(out / trial.folder, trial_config(cfg, trial), data, trial.family, 0, weights=start)

@@ -9,6 +9,11 @@ and two bootstrap 95 % percentile intervals:
   `{method}_ci_cells`  the cells resampled too (n of n with replacement, each drawn cell at its
                        own seed-and-case replicate): whether the association would hold for
                        other cells like these, the question the permutation p answers.
+
+A D2x flagged saturated in its row (`{d2x}_saturated`: MMD² at >= align.drift.SATURATED of its
+ceiling, so it measures how tight the features are, not how far they moved) is left out of its
+metric's correlations, as is a ratio with a saturated part; each record counts the seed values
+left out (`saturated_left_out`) and says so in `saturation_note`.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 from scipy.stats import rankdata
 
+from taskalign.align.drift import SATURATED
 from taskalign.stats import correlation
 from taskalign.stats.correlation import _pearson_rows
 from taskalign.study.analysis.resample import SeedCell, load_seed_cell
@@ -27,11 +33,37 @@ from taskalign.study.analysis.resample import SeedCell, load_seed_cell
 CellKey = tuple[str, str, int]   # (encoder, task, n_train): the task at index 1 (its test cases)
 
 
+SATURATION_FLAGS = {"d2p_d2r_ratio": ("d2p_saturated", "d2r_saturated")}   # other D2x: "<name>_saturated"
+
+
 def _cells(study_dir: Path, rows: list[dict[str, Any]]) -> dict[CellKey, dict[int, SeedCell]]:
     cells: dict[CellKey, dict[int, SeedCell]] = {}
-    for row in rows:
-        cells.setdefault((row["encoder"], row["task"], int(row["n_train"])), {})[int(row["seed"])] = load_seed_cell(study_dir, row)
+    for row in rows:   # a copy: leaving saturated values out must not change the caller's rows
+        cells.setdefault((row["encoder"], row["task"], int(row["n_train"])), {})[int(row["seed"])] = load_seed_cell(study_dir, dict(row))
     return cells
+
+
+def saturated_parts(row: dict[str, Any], name: str) -> list[str]:
+    """The D2x behind metric `name` that the row flags saturated ([] for metrics without a flag).
+    Flags may be bools or results.csv text ("True")."""
+    flags = SATURATION_FLAGS.get(name, (f"{name}_saturated",))
+    return [f.removesuffix("_saturated") for f in flags if str(row.get(f, False)).strip().lower() in ("true", "1")]
+
+
+def leave_out_saturated(cells: dict[CellKey, dict[int, SeedCell]], names: Iterable[str]) -> dict[str, int]:
+    """Set each saturated seed value of `names` to NaN, in place, with the resampling matrices of
+    its saturated parts (a ratio is not rebuilt from them); returns {name: seed values left out}."""
+    counts = {}
+    for name in names:
+        counts[name] = 0
+        for c in (c for by_seed in cells.values() for c in by_seed.values()):
+            parts = saturated_parts(c.row, name)
+            if parts:
+                c.row[name] = math.nan
+                for part in (name, *parts):
+                    c.h.pop(part, None)
+                counts[name] += 1
+    return counts
 
 
 def _seed_mean(by_seed: dict[int, SeedCell], name: str) -> float:
@@ -98,6 +130,7 @@ def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: It
     three cells have both values or one of them is constant."""
     alignment, outcomes = list(alignment), list(outcomes)
     cells = _cells(Path(study_dir), rows)
+    left_out = leave_out_saturated(cells, alignment)
     reps, with_cases = replicate_means(cells, alignment + outcomes, bootstrap, seed + 1) if cells else ({}, False)
     n_seeds = len({int(r["seed"]) for r in rows})
     records = []
@@ -110,7 +143,11 @@ def cell_correlations(study_dir: Path, rows: list[dict[str, Any]], alignment: It
             rec: dict[str, Any] = {"alignment": a, "outcome": o, "n": len(keys), "n_seeds": n_seeds,
                                    "point": "encoder × task × labelled-set cell, mean over seeds",
                                    "bootstrap": bootstrap, "permutations": permutations,
-                                   "bootstrap_over": "seeds and test cases" if with_cases else "seeds"}
+                                   "bootstrap_over": "seeds and test cases" if with_cases else "seeds",
+                                   "saturated_left_out": left_out[a]}
+            if left_out[a]:
+                rec["saturation_note"] = (f"{left_out[a]} seed value(s) of {a} at >= {SATURATED:.0%} of the kernel "
+                                          "ceiling left out (they measure feature spread, not drift)")
             for method in ("spearman", "pearson"):
                 try:
                     res = correlation(x, y, method, permutations=permutations, bootstrap=0, seed=seed)

@@ -8,7 +8,8 @@ against its seed mean of an outcome. One bootstrap replicate
      the draw is shared by every model of that task and seed (the comparisons stay paired);
   3. recomputes from the stored per-case results and probe features, for each cell and drawn
      seed: the fine-tuned, scratch and specialised test metrics (so RPG and the gain over
-     scratch), and D2P, D2R, D2S;
+     scratch), and D2P, D2R, D2S (on the feature alignment.json names, the one the task's head
+     reads);
   4. averages each cell over its drawn seeds and recomputes Spearman ρ and Pearson r.
 
 Convergence epochs and CKA come from the validation curves / whole probe set, so only step 1
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 
 from taskalign.align.drift import REFERENCE_SCALES
+from taskalign.align.extract import load_probe_banks
+from taskalign.align.head_features import POOLED
 from taskalign.align.kernels import Kernel
 from taskalign import io
 from taskalign.study.cell import run_dir
@@ -140,11 +143,13 @@ def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
             cell.labels = _floats(ft["label"]).astype(int)
     cell.case_ids = list(ft["case_id"])
     sigma = float(row.get("sigma_ref", math.nan))
+    align_path = ft_dir / "alignment.json"
+    feature = io.read_json(align_path).get("feature", POOLED) if align_path.exists() else POOLED
     states = ((ft_dir, ("finetuned", "pretrained")), (sc_dir, ("random", "scratch")))
-    paths = {state: d / "features" / f"{state}.pt" for d, names in states for state in names}
-    if math.isfinite(sigma) and sigma > 0 and all(p.exists() for p in paths.values()):
+    banks = {state: load_probe_banks(d, state) for d, names in states for state in names}
+    if math.isfinite(sigma) and sigma > 0 and all(b is not None and feature in b for b in banks.values()):
         kernel = Kernel("rbf", tuple(sc * sigma for sc in REFERENCE_SCALES), "reference kernel (bootstrap)")
-        feats = {state: io.load_tensor(p) for state, p in paths.items()}
+        feats = {state: b[feature] for state, b in banks.items()}    # the feature D2x was measured on
         if all(f.shape[0] == len(cell.case_ids) for f in feats.values()):
             cell.h = {name: paired_h(feats[a], feats[b], kernel) for name, (a, b) in DRIFT_STATES.items()}
     return cell

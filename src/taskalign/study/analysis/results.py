@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from taskalign import io
+from taskalign.align.drift import SATURATED
 from taskalign.study.cell import run_dir
 from taskalign.study.analysis.outcomes import common_target, epochs_to_target, relative_gain, self_convergence_epoch
 
@@ -19,8 +20,13 @@ COLUMNS = [
     "specialised_convergence_epoch", "self_convergence_epoch", "epochs", "d2p", "d2r", "d2s", "d2p_d2r_ratio",
     "d2p_p", "d2r_p", "d2s_p", "cka_pretrained", "cka_random", "cka_scratch", "n_probe", "sigma_ref",
     "d2p_saturation", "d2r_saturation", "d2s_saturation",
+    # added with the head-read feature (alignment.json "feature"); NaN / False for older folders
+    "feature", "d2p_saturated", "d2r_saturated", "d2s_saturated", "e2p", "e2r", "e2s",
+    "d2p_pooled", "d2r_pooled", "d2s_pooled", "d2p_pooled_saturation", "d2r_pooled_saturation",
+    "d2s_pooled_saturation", "d2p_pooled_saturated", "d2r_pooled_saturated", "d2s_pooled_saturated",
+    "e2p_pooled", "e2r_pooled", "e2s_pooled", "cka_pretrained_pooled", "sigma_ref_pooled",
 ]
-SATURATED = 0.9   # a D2x at >= 90 % of its ceiling measures feature spread, not distance (align.drift)
+DRIFTS = ("d2p", "d2r", "d2s")
 
 
 def read_curve(path: Path) -> list[float]:
@@ -61,29 +67,46 @@ def cell_row(study_dir: Path, encoder: str, task: str, n_train: int, seed: int) 
         "d2p": d2p, "d2r": d2r, "d2s": align["d2s"]["mmd2"],
         "d2p_d2r_ratio": d2p / d2r if d2r and math.isfinite(d2r) and d2r > 0 else float("nan"),
         "d2p_p": align["d2p"]["p_value"], "d2r_p": align["d2r"]["p_value"], "d2s_p": align["d2s"]["p_value"],
-        "cka_pretrained": align["cka"]["pretrained"], "cka_random": align["cka"]["random"],
-        "cka_scratch": align["cka"]["scratch"], "n_probe": align["n_probe"], "sigma_ref": align["sigma_ref"],
-        **{f"{d}_saturation": _saturation(align[d]) for d in ("d2p", "d2r", "d2s")},
+        "cka_pretrained": _number(align["cka"].get("pretrained")), "cka_random": _number(align["cka"].get("random")),
+        "cka_scratch": _number(align["cka"].get("scratch")), "n_probe": align["n_probe"], "sigma_ref": align["sigma_ref"],
+        "feature": align.get("feature", "pooled"),      # folders written before the head-read feature: pooled
+        **drift_columns(align, ""), **drift_columns(align.get("pooled", {}), "_pooled"),
+        "cka_pretrained_pooled": _number(align.get("pooled", {}).get("cka", {}).get("pretrained")),
+        "sigma_ref_pooled": _number(align.get("pooled", {}).get("sigma_ref")),
     }
 
 
-def _saturation(record: dict[str, Any]) -> float:
-    value = record.get("saturation")          # absent in folders written before the field
-    return float(value) if value is not None else float("nan")
+def _number(value: Any) -> float:
+    return float(value) if value is not None else float("nan")   # None: absent from older folders
+
+
+def drift_columns(feature: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """d2x<suffix>_saturation, _saturated and e2x<suffix> (and d2x<suffix> for the pooled block)
+    of one feature record of alignment.json; NaN / False where a field is absent."""
+    out: dict[str, Any] = {}
+    for d in DRIFTS:
+        record = feature.get(d, {})
+        sat = _number(record.get("saturation"))
+        if suffix:
+            out[f"{d}{suffix}"] = _number(record.get("mmd2"))
+        out[f"{d}{suffix}_saturation"] = sat
+        out[f"{d}{suffix}_saturated"] = bool(math.isfinite(sat) and sat >= SATURATED)
+        out[f"e{d[1:]}{suffix}"] = _number(record.get("energy"))
+    return out
 
 
 def saturation_note(rows: list[dict[str, Any]]) -> str | None:
     """One line naming the cells whose D2x are saturated (>= SATURATED of their ceiling), or None."""
     hits = []
     for r in rows:
-        names = [d.upper() for d in ("d2p", "d2r", "d2s") if float(r[f"{d}_saturation"]) >= SATURATED]
+        names = [d.upper() for d in DRIFTS if float(r[f"{d}_saturation"]) >= SATURATED]
         if names:
             hits.append(f"{r['encoder']}/{r['task']}/n{r['n_train']}/seed{r['seed']} {','.join(names)}")
     if not hits:
         return None
     return (f"MMD² at >= {SATURATED:.0%} of its ceiling (the two feature states share almost no kernel mass, so "
-            f"the value measures how tight each state is, not how far apart they are; compare such D2x "
-            f"with care): {'; '.join(hits)}")
+            f"the value measures how tight each state is, not how far apart they are; such values are left "
+            f"out of the correlations): {'; '.join(hits)}")
 
 
 def write_results(study_dir: Path, rows: list[dict[str, Any]]) -> Path:

@@ -11,7 +11,7 @@ from einops import rearrange
 from torch import nn
 
 from taskalign.encoders.base import Encoder, MapInfo
-from taskalign.heads import MLPHead, UNETRHead, build_head, plan_levels
+from taskalign.heads import AttentionMILHead, UNETRHead, build_head, plan_levels
 from taskalign.models import TaskModel
 
 C_IN = 3
@@ -143,9 +143,9 @@ def test_slice_wise_flag():
 
 
 def test_heads_are_built_from_the_contract_only():
-    """Only pooled_dim / feature_info / spatial_dims are read: a bare namespace is enough."""
-    spec = SimpleNamespace(pooled_dim=12, spatial_dims=2, feature_info=[MapInfo(12, (1, 8, 8))] * 4)
-    assert isinstance(build_head("classification", spec, C_IN, 1), MLPHead)
+    """Only feature_info / spatial_dims are read: a bare namespace is enough."""
+    spec = SimpleNamespace(spatial_dims=2, feature_info=[MapInfo(12, (1, 8, 8))] * 4)
+    assert isinstance(build_head("classification", spec, C_IN, 1), AttentionMILHead)
     assert isinstance(build_head("segmentation", spec, C_IN, 2), UNETRHead)
 
 

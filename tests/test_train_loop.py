@@ -70,11 +70,14 @@ def test_non_finite_loss_stops_with_a_clear_error():
 
 def test_volume_order_and_flips_do_not_depend_on_slice_draws():
     inputs, samples = _split(6, 0)
-    plain = BatchSampler(inputs, samples, batch_size=2, seed=3, slices_per_volume=0, dense=False)
-    sliced = BatchSampler(inputs, samples, batch_size=2, seed=3, slices_per_volume=2, dense=False)
+    dense = [Sample(s.case_id, s.input, s.input_sequences, (s.input[0] > 0).astype(np.float32), s.mask)
+             for s in samples]                       # a voxel-wise target: slices are drawn
+    plain = BatchSampler(inputs, dense, batch_size=2, seed=3, slices_per_volume=0, dense=True)
+    sliced = BatchSampler(inputs, dense, batch_size=2, seed=3, slices_per_volume=2, dense=True)
     for _ in range(7):
         a, b = plain.next(), sliced.next()
         assert torch.equal(a.x, b.x) and b.slices is not None and len(b.slices) == 2
+        assert torch.equal(b.target, a.target[:, :, b.slices])
 
 
 def test_schedule_warms_up_then_decays():

@@ -4,6 +4,7 @@
     model.slice_wise                         True: dense predictions cover only `slices`, so the
                                              loop crops dense targets (and bases) to them
     model.preprocess(image, sequences, gland) -> (C, D, H, W) float32 model input
+    model.calibrate(train_inputs) -> bool    heads that fix statistics from the start features
     model.parameter_groups(encoder_lr, head_lr) -> torch optimiser groups
 
 `TaskModel` is an encoder with a task head (a VFM fine-tuned, or its architecture from scratch);
@@ -63,6 +64,24 @@ class TaskModel(nn.Module):
         if slices is not None and self.slice_wise:
             x = x[:, :, slices]
         return self.head(features, x)
+
+    @torch.no_grad()
+    def calibrate(self, inputs: list[np.ndarray], batch_size: int = 2) -> bool:
+        """Let the head fix what it takes from training features before fitting (its `calibrate`
+        hook, e.g. the classification head's standardisation), from the encoder as it is now (the
+        start state) in eval mode, on preprocessed training inputs (C_enc, D, H, W). Deterministic;
+        returns False (and runs nothing) when the head has no such hook."""
+        hook = getattr(self.head, "calibrate", None)
+        if hook is None:
+            return False
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        batches = (torch.from_numpy(np.stack(inputs[i:i + batch_size])).float().to(device)
+                   for i in range(0, len(inputs), batch_size))
+        hook(self.encoder.forward_features(x) for x in batches)   # every slice, as at test
+        self.train(was_training)
+        return True
 
     def parameter_groups(self, encoder_lr: float, head_lr: float,
                          weight_decay: float | None = None) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ Volumetric encoders (`spatial_dims == 3`) downsample all three axes as their `fe
 says. Slice-wise encoders (`spatial_dims == 2`) run slice by slice and stack their dense outputs
 back into a volume: their maps keep every requested slice (stride 1 along D). `slices`, a 1-D
 LongTensor of slice indices, asks a slice-wise encoder for those slices only (the fine-tuning
-loop draws a few slices per volume, DESIGN.md §7); volumetric encoders ignore it.
+loop draws a few slices per volume for dense tasks, DESIGN.md §7; case-level tasks see every
+slice in training as at test); volumetric encoders ignore it.
 """
 from __future__ import annotations
 

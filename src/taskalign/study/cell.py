@@ -136,6 +136,7 @@ def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str
     train, val, test = _splits(model.encoder.preprocess, data)
     start_state = "pretrained" if weights is not None else "random"
     save_probe_features(_fresh(out), start_state, model.encoder, test[0])
+    model.calibrate(train[0])   # heads that standardise by the start features' statistics
     result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
                  groups, curve_path=out / "curve.jsonl")
     end_state = "finetuned" if weights is not None else "scratch"

@@ -73,7 +73,7 @@ class TrainConfig:
     steps: int = 96                # optimisation steps, equal for every model of a task
     steps_per_epoch: int = 8       # one validation (one curve point) per epoch
     batch_size: int = 4            # volumes per step, for every model
-    slices_per_volume: int = 4     # 2.5D encoders draw this many slices from each volume per step
+    slices_per_volume: int = 4     # 2.5D encoders, dense tasks: slices drawn per volume and step (case-level: all)
     warmup_steps: int = 8
     weight_decay: float = 0.01
     patience_epochs: int = 0       # early stopping on the validation metric; 0 = off (best epoch is kept)

@@ -15,7 +15,7 @@ class Batch:
     x: torch.Tensor                 # (B, C_model, D, H, W) model input, preprocessed
     target: torch.Tensor            # task target, batch first
     base: torch.Tensor | None       # residual base (image tasks) or None
-    slices: torch.Tensor | None     # slice indices for slice-wise models, else None
+    slices: torch.Tensor | None     # slice indices drawn (slice-wise models, dense tasks); None: every slice
 
     def to(self, device: torch.device) -> "Batch":
         move = lambda t: t.to(device) if t is not None else None  # noqa: E731
@@ -33,7 +33,13 @@ def target_array(sample: Sample) -> np.ndarray:
 
 
 class BatchSampler:
-    """Epoch-wise shuffled volumes, left-right flips and slice draws from one `np.random.Generator`."""
+    """Epoch-wise shuffled volumes, left-right flips and slice draws from one `np.random.Generator`.
+
+    Slices (for slice-wise models, `slices_per_volume` > 0) are drawn for dense targets only,
+    which are cropped to them. A case-level target (`dense=False`) describes the whole volume,
+    and a lesion fills only some of its slices: there the batch asks for every slice
+    (`Batch.slices` None), the set the model sees at test, so the label is true of what it sees.
+    """
 
     def __init__(self, inputs: list[np.ndarray], samples: list[Sample], batch_size: int, seed: int,
                  slices_per_volume: int = 0, dense: bool = True) -> None:
@@ -42,7 +48,8 @@ class BatchSampler:
         self.inputs, self.samples = inputs, samples
         self.targets = [target_array(s) for s in samples]
         self.batch_size = min(batch_size, len(inputs))
-        self.slices_per_volume, self.dense = slices_per_volume, dense
+        self.dense = dense
+        self.slices_per_volume = slices_per_volume if dense else 0   # case-level: every slice
         self.rng = np.random.default_rng(seed)
         # slices come from their own stream, so volumes and flips match across 2D and 3D models
         self.slice_rng = np.random.default_rng([seed, 1])

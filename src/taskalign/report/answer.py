@@ -37,7 +37,8 @@ def claims_section(study: StudyData) -> str:
         return head + "<p>No claims in summary.json.</p>"
     sizes = sorted({c.get("n_train") for c in claims if c.get("n_train") is not None})
     ordered = sorted(claims, key=lambda c: -(c.get("n_train") or 0))
-    rows = [[_int_or_na(c.get("n_train")), c.get("claim", ""), verdict_badge(str(c.get("verdict", "n/a"))),
+    only = study.regimes[0] if len(study.regimes) == 1 else None   # claims written before sizes carry none
+    rows = [[_int_or_na(c.get("n_train", only)), c.get("claim", ""), verdict_badge(str(c.get("verdict", "n/a"))),
              c.get("evidence", ""), claim_interval(study, c)] for c in ordered]
     lead = ("<p class='small'>Each claim of the paper checked on this study (summary.json), "
             + (f"separately at each labelled-set size ({_e(', '.join(str(n) for n in sizes))} labelled cases; "

@@ -152,8 +152,8 @@ def plot_alignment_scatter(rows: list[dict[str, Any]], x: str, y: str,
         ax.axhline(0, color="grey", lw=0.8)
     n_seeds = max((c["n_seeds"] for c in cells), default=0)
     ax.set_title(f"{SHORT.get(x, x)} vs {SHORT.get(y, y)}, one point per encoder × task"
-                 f"{' × labelled-set size' if several_sizes else ''} cell\n"
-                 f"({'mean ± 1 SD over seeds' if n_seeds > 1 else 'one seed'}) "
+                 f"{' × size' if several_sizes else ''} cell\n"
+                 f"({'mean ± 1 SD over seeds' if n_seeds > 1 else 'one seed'})\n"
                  + correlation_text(correlation), fontsize=9)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import math
@@ -17,7 +18,8 @@ from fake_study import write_fake_study
 from taskalign.report import build_report, load_study
 from taskalign.report.cells import seed_stats
 from taskalign.report.html import render_html
-from taskalign.report.plots import plot_alignment_scatter, plot_rpg_bars
+from taskalign.report.plots import plot_alignment_scatter
+from taskalign.report.plots_outcomes import plot_pretraining_gain
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -77,7 +79,7 @@ def two_seeds(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_seed_nan(tmp_path_factory) -> Path:
     study = write_fake_study(tmp_path_factory.mktemp("one_seed"), seeds=(0,), with_nan=True,
-                             claim_text="<script>alert('x')</script> & co")
+                             claim_text="<script>alert('x')</script> & co", train_cases=(8,))
     build_report(study)
     return study
 
@@ -85,7 +87,8 @@ def one_seed_nan(tmp_path_factory) -> Path:
 def test_report_embeds_every_plot_as_a_png(two_seeds):
     text, reader = _read(two_seeds / "report.html")
     pngs = sorted((two_seeds / "plots").glob("*.png"))
-    assert len(pngs) == 4 + 5  # two scatters, two bar charts, one learning-curve figure per task
+    # gain, two D2P scatters (gain, RPG), label efficiency, convergence scatter, drift bars, a curve per task
+    assert len(pngs) == 6 + 5
     assert len(reader.images) == len(pngs)
     for src in reader.images:
         assert src.startswith("data:image/png;base64,")
@@ -102,10 +105,12 @@ def test_results_table_has_a_row_per_results_row_and_a_mean_per_cell(two_seeds):
     _, reader = _read(two_seeds / "report.html")
     study = load_study(two_seeds)
     rows = reader.tables["results"]
-    assert len(rows) == len(study.rows) == 2 * 5 * 2
-    assert {(r[0], r[1], r[2]) for r in rows} == {(r["task"], r["encoder"], str(r["seed"])) for r in study.rows}
-    assert len(reader.tables["results-mean"]) == 2 * 5
-    assert all("±" in r[3] for r in reader.tables["results-mean"])  # value ± 95 % CI with two seeds
+    assert len(rows) == len(study.rows) == 2 * 5 * 2 * 2   # encoders × tasks × sizes × seeds
+    assert {(r[0], r[1], r[2], r[3]) for r in rows} == {(r["task"], r["encoder"], str(r["n_train"]), str(r["seed"]))
+                                                        for r in study.rows}
+    assert {r[2] for r in rows} == {"8", "24"}
+    assert len(reader.tables["results-mean"]) == 2 * 5 * 2
+    assert all("±" in r[4] for r in reader.tables["results-mean"])  # value ± 95 % CI with two seeds
 
 
 def test_correlation_rows_carry_n_and_p_and_interval(two_seeds):
@@ -128,22 +133,102 @@ def test_nan_and_single_seed_read_na_without_error_bars(one_seed_nan):
     _, reader = _read(one_seed_nan / "report.html")
     rows = {(r[0], r[1]): r for r in reader.tables["results"]}
     assert len(rows) == 10
-    assert rows[("classification", "profound_conv")][12] == "n/a"   # D2P column
-    assert rows[("segmentation", "provicnet")][7] == "n/a"          # RPG column
-    assert any(r[9].startswith(">") for r in rows.values())         # a censored convergence epoch
+    assert rows[("classification", "profound_conv")][13] == "n/a"   # D2P column
+    assert rows[("segmentation", "provicnet")][8] == "n/a"          # RPG column
+    assert any(r[10].startswith(">") for r in rows.values())        # a censored convergence epoch
     assert "results-mean" not in reader.tables                     # one seed: nothing to average
     corr = {(r[0], r[1]): r for r in reader.tables["correlations"]}
     assert corr[("cka_pretrained", "convergence_epoch")][6] == "n/a"  # NaN p-value in summary.json
 
 
-def test_rpg_bars_draw_error_bars_only_with_several_seeds(one_seed_nan, two_seeds, tmp_path):
-    single = plot_rpg_bars(load_study(one_seed_nan).rows, tmp_path / "one.png")
-    several = plot_rpg_bars(load_study(two_seeds).rows, tmp_path / "two.png")
-    assert not [c for c in single.axes[0].containers if isinstance(c, ErrorbarContainer)]
-    assert [c for c in several.axes[0].containers if isinstance(c, ErrorbarContainer)]
-    notes = [t.get_text() for t in single.texts] + [t.get_text() for t in single.axes[0].texts]
-    assert any("provicnet/segmentation" in n for n in notes)       # the NaN cell is named
+def _yerr_bars(ax) -> int:
+    return sum(1 for c in ax.containers if isinstance(c, ErrorbarContainer) and c.has_yerr)
+
+
+def test_gain_figure_intervals(one_seed_nan, two_seeds, tmp_path):
+    one, two = load_study(one_seed_nan), load_study(two_seeds)
+    single = plot_pretraining_gain(one.rows, one.summary["paired_vs_scratch"], tmp_path / "one.png")
+    several = plot_pretraining_gain(two.rows, two.summary["paired_vs_scratch"], tmp_path / "two.png")
+    top, bottom = single.axes[:5], single.axes[5:10]      # (2, tasks) panels, row-major
+    assert all(_yerr_bars(ax) == 2 for ax in top)         # paired case-bootstrap interval, even with one seed
+    assert sum(_yerr_bars(ax) for ax in bottom) == 0      # RPG: one seed, no interval over seeds
+    assert all(_yerr_bars(ax) == 2 * 2 for ax in several.axes[5:10])   # two encoders × two sizes
+    notes = [t.get_text() for t in single.texts]
+    assert any("RPG provicnet/segmentation/n8" in n for n in notes)    # the NaN cell is named
+    # without paired records the top row falls back to the seed means of gain_over_scratch
+    fallback = plot_pretraining_gain(two.rows, [], tmp_path / "fallback.png")
+    assert any("no paired per-case record" in t.get_text() for t in fallback.texts)
     assert (tmp_path / "one.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_first_section_is_the_answer(two_seeds, one_seed_nan):
+    for study in (two_seeds, one_seed_nan):
+        text, reader = _read(study / "report.html")
+        h2 = re.findall(r"<h2[^>]*>(.*?)</h2>", text)
+        assert h2[0].startswith("The answer"), h2[:3]
+        assert h2[1:4] == ["Pretraining gain per task and encoder", "Does D2P go with the gain?", "Label efficiency"]
+        assert h2[-1] == "Configuration" and h2.index("Results") > h2.index("Paired per-case comparison with the "
+                                                                            "specialised model")
+        assert text.index("id='claims'") < text.index("id='results'") < text.index("config.json (resolved")
+
+
+def test_claims_carry_verdict_and_interval_per_size(two_seeds):
+    _, reader = _read(two_seeds / "report.html")
+    claims = reader.tables["claims"]
+    assert len(claims) == 3 * 2 and [r[0] for r in claims] == ["24"] * 3 + ["8"] * 3   # largest size first
+    by_claim = {(r[0], r[1]): r for r in claims}
+    rpg = by_claim[("24", "smaller feature change (D2P) goes with a larger gain (RPG)")]
+    summary = json.loads((two_seeds / "summary.json").read_text())
+    regime = next(r for r in summary["by_regime"] if r["n_train"] == 24)
+    corr = next(c for c in regime["correlations"] if c["alignment"] == "d2p" and c["outcome"] == "rpg")
+    assert rpg[2] == "holds" and rpg[4] == f"ρ [{corr['spearman_ci_cells'][0]:.3f}, {corr['spearman_ci_cells'][1]:.3f}] (cells resampled)"
+    encoder = by_claim[("8", "profound_conv gains more than provicnet on distortion_correction and super_resolution")]
+    assert encoder[4].startswith("distortion_correction: ΔRPG +") and "super_resolution: ΔRPG" in encoder[4]
+    assert encoder[4].count("[") == 2                    # two seeds: an interval per task
+
+
+def test_label_efficiency_figure_needs_two_sizes(two_seeds, one_seed_nan):
+    text, _ = _read(two_seeds / "report.html")
+    assert (two_seeds / "plots" / "label_efficiency.png").stat().st_size > 10_000
+    assert "alt='Label efficiency'" in text and "label-efficiency-note" not in text
+    assert "95 % t interval over seeds" in text
+    text, _ = _read(one_seed_nan / "report.html")
+    assert not (one_seed_nan / "plots" / "label_efficiency.png").exists()
+    assert "alt='Label efficiency'" not in text
+    assert "id='label-efficiency-note'" in text and "--train-cases</code> and several sizes" in text
+
+
+def test_label_efficiency_one_seed_uses_a_case_bootstrap(tmp_path):
+    from taskalign.report.efficiency import label_efficiency
+    study = load_study(write_fake_study(tmp_path, seeds=(0,), train_cases=(8, 24)))
+    points, interval = label_efficiency(study, bootstrap=200)
+    assert "bootstrap resamples of the test cases" in interval
+    assert len(points) == 5 * 2 * (2 * 2 + 1)          # tasks × sizes × (encoders, their scratch twins, specialised)
+    psnr = [p for p in points if p.task == "synthesis"]
+    assert all(p.low < p.high for p in psnr)            # an interval from the per-case PSNRs
+    assert all(p.low - 1.0 < p.mean < p.high + 1.0 for p in psnr)
+    (study.study_dir / "cells" / "specialised" / "synthesis" / "n8" / "seed0" / "per_case.csv").unlink()
+    points, _ = label_efficiency(study, bootstrap=200)
+    spec = next(p for p in points if (p.task, p.model, p.n_train) == ("synthesis", "specialised", 8))
+    assert math.isnan(spec.low) and math.isfinite(spec.mean)   # no per-case file: a point without interval
+
+
+def test_legacy_folder_reads_as_one_size(tmp_path):
+    """A folder written before regimes: cells/<model>/<task>/seed<s>/ and no n_train column."""
+    study = write_fake_study(tmp_path, seeds=(0,), train_cases=(8,))
+    for run in sorted((study / "cells").glob("*/*/n8/seed0")):
+        run.rename(run.parent.parent / "seed0")
+        run.parent.rmdir()
+    with open(study / "results.csv", newline="") as f:
+        table = list(csv.reader(f))
+    col = table[0].index("n_train")
+    with open(study / "results.csv", "w", newline="") as f:
+        csv.writer(f).writerows(r[:col] + r[col + 1:] for r in table)
+    loaded = load_study(study)
+    assert loaded.legacy_layout and loaded.regimes == [8]                  # splits.json has 8 train cases
+    assert ("profound_conv", "synthesis", 8, 0) in loaded.curves
+    text = build_report(study).read_text()
+    assert "written before labelled-set sizes existed" in text
 
 
 def test_scatter_survives_all_nan_alignment(one_seed_nan, tmp_path):
@@ -190,10 +275,11 @@ def test_layer_profile_section_and_plot(tmp_path):
     assert "Not available" in html_path.read_text() and not (study / "plots" / "layer_profile.png").exists()
     for enc in ("profound_conv", "provicnet"):
         for task in ("segmentation", "synthesis"):
-            cell = study / "cells" / enc / task / "seed0"
+            cell = study / "cells" / enc / task / "n24" / "seed0"
             cell.mkdir(parents=True, exist_ok=True)
             layers = [{"stage": k, "dim": 8, "d2p": 0.1 * (k + 1), "cka_pretrained": 0.9} for k in range(4)]
             (cell / "alignment.json").write_text(json.dumps({"layers": layers}))
     text = build_report(study).read_text()
     assert "id='layers'" in text and "D2P stage 4" in text and "Layer-wise alignment profile" in text
+    assert "<td>24</td>" in text.split("id='layers'")[1].split("</table>")[0]   # the size column
     assert (study / "plots" / "layer_profile.png").stat().st_size > 5000

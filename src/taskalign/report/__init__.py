@@ -12,8 +12,10 @@ from taskalign import files
 from taskalign.report.html import render_html
 from taskalign.report.layers import plot_layer_profiles, read_layer_profiles
 from taskalign.report.load import NotAFinishedStudy, StudyData, load_study
-from taskalign.report.plots import (PlotFile, plot_alignment_scatter, plot_drift_bars, plot_learning_curves,
-                                    plot_rpg_bars)
+from taskalign.report.efficiency import label_efficiency
+from taskalign.report.plots import (PlotFile, correlation_text, plot_alignment_scatter, plot_drift_bars,
+                                    plot_learning_curves)
+from taskalign.report.plots_outcomes import plot_label_efficiency, plot_pretraining_gain
 
 __all__ = ["build_report", "write_plots", "load_study", "StudyData", "NotAFinishedStudy", "PlotFile"]
 
@@ -31,38 +33,79 @@ def build_report(study_dir: str | Path) -> Path:
 
 
 def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
-    """Every figure of the report, in the order the report shows them."""
+    """Every figure of the report, in the order the report shows them; `PlotFile.group` names the
+    section that shows each one."""
     plots_dir = Path(plots_dir)
     summary_corr = study.summary.get("correlations") or []
+    several_sizes = len(study.regimes) > 1
+    point = ("one encoder × task × labelled-set size cell (mean over seeds)" if several_sizes
+             else "one encoder × task cell (mean over seeds)")
+    spread = "error bars ±1 SD over seeds" if len(study.seeds) > 1 else "one seed, no error bars"
     plots = []
-    for outcome, name, what in (("rpg", "d2p_vs_rpg.png", "relative performance gain"),
-                                ("convergence_epoch", "d2p_vs_convergence.png", "convergence epoch")):
+    path = plots_dir / "pretraining_gain.png"
+    plot_pretraining_gain(study.rows, study.summary.get("paired_vs_scratch") or [], path)
+    plots.append(PlotFile(path, "Pretraining gain per task and encoder",
+                          "Top row: fine-tuned − scratch (same architecture, random init, trained identically) "
+                          "on the test split in the task's metric units, positive = pretraining helped. A point "
+                          "is one encoder at one labelled-set size; its bar is the 95 % bootstrap interval over "
+                          "test cases of the paired per-case difference (summary.json paired_vs_scratch: each "
+                          "case averaged over seeds first; AUROC: difference of the two AUROCs). An open marker "
+                          "marks a cell without a paired record: seed mean of results.csv's gain_over_scratch "
+                          "with its 95 % t interval over seeds. Bottom row: RPG = 100 × (fine-tuned − "
+                          "specialised) / |specialised|, sign flipped for lower-is-better metrics; a point is "
+                          "the mean over seeds, its bar the 95 % t interval over seeds (two seeds or more; dots "
+                          "are the seeds).", "gain"))
+    for outcome, name, what in (("gain_over_scratch", "d2p_vs_gain.png", "pretraining gain (fine-tuned − scratch)"),
+                                ("rpg", "d2p_vs_rpg.png", "relative performance gain (RPG)")):
         path = plots_dir / name
-        plot_alignment_scatter(study.rows, "d2p", outcome, find_correlation(summary_corr, "d2p", outcome), path)
+        corr = find_correlation(summary_corr, "d2p", outcome)
+        plot_alignment_scatter(study.rows, "d2p", outcome, corr, path)
         plots.append(PlotFile(path, f"D2P vs {what}",
-                              "Each point is one encoder × task cell (mean over seeds). Smaller D2P means "
-                              "the features moved less from their pretrained state during fine-tuning. "
-                              "Dashed line: least-squares fit through the points; the Spearman statistics "
-                              "in the title are the study's, from summary.json."))
-    plot_rpg_bars(study.rows, plots_dir / "rpg_bars.png")
-    plots.append(PlotFile(plots_dir / "rpg_bars.png", "RPG per task and encoder",
-                          "RPG = 100 × (fine-tuned − specialised) / |specialised| on the test split "
-                          "(sign flipped for lower-is-better metrics); above zero the VFM beats the "
-                          "task's specialised model."))
+                              f"Each point is {point}; {spread}. Smaller D2P: the features moved less from "
+                              "their pretrained state during fine-tuning. Dashed line: least-squares fit "
+                              f"through the points. Pooled over all cells: {correlation_text(corr)}; the 95 % "
+                              "interval resamples the cells (and, within each, seeds and test cases), p is "
+                              "the permutation test on the cell means (summary.json correlations)."
+                              + (" The gain is in each task's own metric units, so the scatter mixes units "
+                                 "across tasks; Spearman ρ uses ranks only." if outcome == "gain_over_scratch"
+                                 else ""), "alignment"))
+    if several_sizes:
+        points, interval = label_efficiency(study)
+        metrics = {r["task"]: (r["metric"], r["higher_is_better"]) for r in study.rows}
+        path = plots_dir / "label_efficiency.png"
+        plot_label_efficiency(points, study.encoders, metrics, interval, path)
+        plots.append(PlotFile(path, "Label efficiency",
+                              "Test metric against the number of labelled training cases (log scale), one panel "
+                              "per task. A point is one model at one labelled-set size: each encoder fine-tuned "
+                              "(solid), the same architecture from scratch (dashed) and the task's specialised "
+                              f"model (dash-dot), mean over seeds. Shaded: the {interval}.", "efficiency"))
+    profiles = read_layer_profiles(study.study_dir, study.regimes[0] if study.legacy_layout and study.regimes else None)
+    if profiles:
+        plots.append(plot_layer_profiles(profiles, plots_dir / "layer_profile.png"))
+    path = plots_dir / "d2p_vs_convergence.png"
+    plot_alignment_scatter(study.rows, "d2p", "convergence_epoch",
+                           find_correlation(summary_corr, "d2p", "convergence_epoch"), path)
+    plots.append(PlotFile(path, "D2P vs convergence epoch",
+                          f"Each point is {point}; {spread}. Open marker: in at least one seed the run never "
+                          "reached the convergence target (censored at its last epoch). "
+                          + correlation_text(find_correlation(summary_corr, "d2p", "convergence_epoch")) + "."))
     plot_drift_bars(study.rows, plots_dir / "drift_bars.png")
     plots.append(PlotFile(plots_dir / "drift_bars.png", "D2P, D2R and D2S per task",
                           "MMD² between the fine-tuned encoder's probe features and the same encoder "
-                          "pretrained (D2P), randomly initialised (D2R) and trained from scratch (D2S)."))
-    profiles = read_layer_profiles(study.study_dir)
-    if profiles:
-        plots.append(plot_layer_profiles(profiles, plots_dir / "layer_profile.png"))
+                          "pretrained (D2P), randomly initialised (D2R) and trained from scratch (D2S). A bar "
+                          "is one encoder (at one labelled-set size) on one task, mean over seeds; its error "
+                          "bar the 95 % t interval over seeds (two seeds or more)."))
+    largest = study.regimes[-1] if study.regimes else None
     for task in study.tasks:
         row = next(r for r in study.rows if r["task"] == task)
         path = plots_dir / f"curves_{_safe(task)}.png"
-        plot_learning_curves(study.curves, task, study.encoders, row["metric"], row["higher_is_better"], path)
+        plot_learning_curves(study.curves, task, largest, study.encoders, row["metric"], row["higher_is_better"],
+                             path)
         plots.append(PlotFile(path, f"Learning curves: {task}",
-                              "Validation metric per epoch of each fine-tuned encoder, the same "
-                              "architecture from scratch, and the specialised model."))
+                              "Validation metric per epoch of each fine-tuned encoder, the same architecture "
+                              "from scratch, and the specialised model, at the largest labelled-set size "
+                              f"({largest if largest is not None else 'n/a'} cases); a line is the mean over "
+                              "seeds, the band ±1 SD over seeds (two seeds or more)."))
     return plots
 
 

@@ -6,15 +6,16 @@ their n, p-value and interval.
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import json
 import platform
 from importlib import metadata
 from typing import Any
 
+from taskalign.report.answer import answer_sections, figure_html
 from taskalign.report.cells import cell_summaries
-from taskalign.report.markup import Raw, _ci, _e, _int, _mean_ci, _num, _table, _with_p
+from taskalign.report.markup import Raw, _e, _int, _mean_ci, _num, _table, _with_p
+from taskalign.report.stat_tables import correlation_sections, paired_section
 from taskalign.report.layers import layer_section, read_layer_profiles
 from taskalign.report.load import StudyData, is_number
 from taskalign.report.plots import METRIC_LABELS, PlotFile
@@ -46,21 +47,21 @@ pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:.8em}
 def render_html(study: StudyData, plots: list[PlotFile]) -> str:
     """The whole page as one string (UTF-8, no external references)."""
     title = f"taskalign study report: {study.study_dir.name}"
+    further = [figure_html(p) for p in plots if p.group in ("further", "layers")]
     sections = [
         f"<h1>{_e(title)}</h1>",
         f"<p class='sub'>{_e(str(study.study_dir.resolve()))} · report built "
         f"{_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
         _preset_warning(study.preset),
+        *answer_sections(study, plots),
         _overview(study),
         _start_weights_section(study.summary),
+        correlation_sections(study.summary),
+        paired_section(study.summary, "paired_vs_scratch", "the same architecture trained from scratch"),
+        paired_section(study.summary),
+        layer_section(read_layer_profiles(study.study_dir, _legacy_n(study))),
+        "<h2>Further figures</h2>\n" + "\n".join(further) if further else "",
         _results_section(study),
-        _correlation_section(study.summary),
-        _within_task_section(study.summary),
-        _paired_section(study.summary),
-        _paired_section(study.summary, "paired_vs_scratch", "the same architecture trained from scratch"),
-        layer_section(read_layer_profiles(study.study_dir)),
-        _claims_section(study.summary),
-        _plots_section(plots),
         _timing_section(study.timing),
         _excluded_section(study),
         _notes_section(study.summary),
@@ -70,6 +71,10 @@ def render_html(study: StudyData, plots: list[PlotFile]) -> str:
     body = "\n".join(s for s in sections if s)
     return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
             f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+def _legacy_n(study: StudyData) -> int | None:
+    return study.regimes[0] if study.legacy_layout and study.regimes else None
 
 
 def _start_weights_section(summary: dict[str, Any]) -> str:
@@ -105,7 +110,11 @@ def _overview(study: StudyData) -> str:
             f"{len(s.encoders)} encoder(s) ({_e(', '.join(s.encoders))}) were fine-tuned on "
             f"{len(s.tasks)} task(s) ({_e(', '.join(s.tasks))}), and each was compared with the same "
             f"architecture trained from scratch and with the task's specialised model, giving "
-            f"{len(s.rows)} result row(s) (encoder × task × seed).")
+            f"{len(s.rows)} result row(s) (encoder × task × labelled-set size × seed). Labelled training "
+            f"cases per run: {_e(', '.join(str(n) for n in s.regimes) or 'n/a')}.")
+    if s.legacy_layout:
+        text += (" This folder was written before labelled-set sizes existed (cells/&lt;model&gt;/&lt;task&gt;/"
+                 "seed&lt;s&gt;/); it is read as one size, the number of training cases in splits.json.")
     if s.splits:
         counts = " / ".join(f"{len(s.splits.get(k) or [])} {k}" for k in ("train", "val", "test", "pretrain"))
         text += f" Cases: {_e(counts)} (data seed {_e(s.splits.get('data_seed', 'n/a'))})."
@@ -118,13 +127,13 @@ def _overview(study: StudyData) -> str:
     if steps:
         text += (f" Fine-tuning steps per run: {_e(_span(steps))}; the learning rates and epochs of each "
                  "model are in the table below.")
-    return f"<h2>What was run</h2>\n<p id='overview'>{text}</p>\n" + _setup_table(s)
+    return f"<h2 id='what-was-run'>What was run</h2>\n<p id='overview'>{text}</p>\n" + _setup_table(s)
 
 
 def _setup_table(study: StudyData) -> str:
     """Steps, epochs and learning rates per model, from the runs' metrics.json."""
     by_model: dict[str, list[dict]] = {}
-    for (model, _, _), rec in sorted(study.metrics.items()):
+    for (model, _, _, _), rec in sorted(study.metrics.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0, kv[0][3])):
         by_model.setdefault(model, []).append(rec)
     if not by_model:
         return "<p class='small'>No cells/*/metrics.json found: training set-up per model not available.</p>"
@@ -138,28 +147,30 @@ def _setup_table(study: StudyData) -> str:
 
 
 def _results_section(study: StudyData) -> str:
-    headers = ["task", "encoder", "seed", "metric", "value", "specialised", "scratch", "RPG %",
+    headers = ["task", "encoder", "labelled cases", "seed", "metric", "value", "specialised", "scratch", "RPG %",
                "gain over scratch", "conv. epoch fine-tuned", "conv. epoch scratch", "conv. epoch specialised",
                "D2P (p)", "D2R (p)", "D2S (p)", "D2P/D2R", "CKA pre / rand / scratch"]
     rows = []
-    for r in sorted(study.rows, key=lambda r: (study.tasks.index(r["task"]), r["encoder"], r["seed"] or 0)):
+    for r in sorted(study.rows, key=lambda r: (study.tasks.index(r["task"]), r["encoder"], r["n_train"] or 0,
+                                               r["seed"] or 0)):
         conv = _int(r.get("convergence_epoch"))
         if r.get("convergence_censored") and conv != "n/a":
             conv = f">{conv}"
-        rows.append([r["task"], r["encoder"], _int(r["seed"]), _metric_name(r), _num(r["value"]),
+        rows.append([r["task"], r["encoder"], _int(r["n_train"]), _int(r["seed"]), _metric_name(r), _num(r["value"]),
                      _num(r["specialised_value"]), _num(r["scratch_value"]), _num(r["rpg"], "+.2f"),
                      _num(r["gain_over_scratch"], "+.4g"), conv, _int(r.get("scratch_convergence_epoch")),
                      _int(r.get("specialised_convergence_epoch")), _with_p(r["d2p"], r["d2p_p"]),
                      _with_p(r["d2r"], r["d2r_p"]), _with_p(r["d2s"], r["d2s_p"]), _num(r["d2p_d2r_ratio"]),
                      " / ".join(_num(r[k], ".3f") for k in ("cka_pretrained", "cka_random", "cka_scratch"))])
-    out = ("<h2>Results</h2>\n<p class='small'>One row per encoder × task × seed (results.csv). Value, "
+    out = ("<h2>Results</h2>\n<p class='small'>One row per encoder × task × labelled-set size × seed "
+           "(results.csv). Value, "
            "specialised and scratch are the primary test metric. RPG = 100 × (value − specialised) / "
            "|specialised|, sign flipped for lower-is-better metrics. Convergence epoch: first epoch whose "
            "validation metric reaches 95 % of the best value any model reached on that task and seed; "
            "“&gt;N” means never reached in N epochs (censored). D2x = MMD² of the fine-tuned features to "
            "the pretrained (P), random-init (R) and scratch-trained (S) features of the same encoder, "
            "with permutation p-values; n/a = not available.</p>\n")
-    out += _table("results", headers, rows, left=(0, 1, 3))
+    out += _table("results", headers, rows, left=(0, 1, 4))
     if len(study.seeds) > 1:
         out += _mean_table(study)
     return out
@@ -172,93 +183,12 @@ def _mean_table(study: StudyData) -> str:
     for c in cell_summaries(study.rows, fields):
         cells = [_mean_ci(c[f]) + (" (censored)" if f == "convergence_epoch" and c["censored_any"] else "")
                  for f in fields]
-        rows.append([c["task"], c["encoder"], c["n_seeds"]] + cells)
-    headers = ["task", "encoder", "seeds", "value", "specialised", "scratch", "RPG %", "conv. epoch",
+        rows.append([c["task"], c["encoder"], _int(c["n_train"]), c["n_seeds"]] + cells)
+    headers = ["task", "encoder", "labelled cases", "seeds", "value", "specialised", "scratch", "RPG %", "conv. epoch",
                "D2P", "D2R", "D2S", "CKA pre"]
     return ("<h3>Mean over seeds</h3>\n<p class='small'>mean ± half width of the 95 % t interval over "
             "seeds (n/a with fewer than two finite values); “censored”: in at least one seed the "
             "convergence target was never reached and the last epoch was counted.</p>\n" + _table("results-mean", headers, rows, left=(0, 1)))
-
-
-def _correlation_section(summary: dict[str, Any]) -> str:
-    corr = summary.get("correlations") or []
-    first = corr[0] if corr else {}
-    over = first.get("bootstrap_over", "rows")
-    seeds = first.get("n_seeds")
-    head = ("<h2>Correlations across encoder × task cells</h2>\n<p class='small'>From summary.json: "
-            f"{_e(summary.get('n_cells', 'n/a'))} result row(s). Each point is one encoder × task cell, "
-            f"its mean over {_e(seeds if seeds is not None else 'n/a')} seed(s) (seeds are repeats, not "
-            "extra points); n counts the cells. p: permutation test on the cell means. Two percentile "
-            f"bootstrap 95 % intervals ({_e(first.get('bootstrap', 'n/a'))} replicates): “cells” resamples "
-            f"the cells and, within each, {_e(over)} (would the association hold for other such cells? "
-            "the question p answers); “measurement” resamples only "
-            f"{_e(over)} with the cells fixed (how well these cells' values are known). "
-            "Cells cluster by encoder and by task, so read them with the within-task view below.</p>\n")
-    if not corr:
-        return head + "<p>No correlations in summary.json.</p>"
-    rows = [[c.get("alignment", "n/a"), c.get("outcome", "n/a"), _int(c.get("n")),
-             _num(c.get("spearman"), ".3f"), _ci(c.get("spearman_ci_cells")), _ci(c.get("spearman_ci")),
-             _num(c.get("spearman_p"), ".3g"), _num(c.get("pearson"), ".3f"), _ci(c.get("pearson_ci_cells")),
-             _ci(c.get("pearson_ci")), _num(c.get("pearson_p"), ".3g")]
-            for c in corr]
-    headers = ["alignment", "outcome", "n", "Spearman ρ", "ρ 95 % CI (cells)", "ρ 95 % CI (measurement)",
-               "p (Spearman)", "Pearson r", "r 95 % CI (cells)", "r 95 % CI (measurement)", "p (Pearson)"]
-    return head + _table("correlations", headers, rows, left=(0, 1))
-
-
-def _within_task_section(summary: dict[str, Any]) -> str:
-    wt = summary.get("within_task") or {}
-    tasks = wt.get("tasks") or []
-    head = "<h2>Within-task sign agreement</h2>\n"
-    if not tasks:
-        return head + "<p>No within-task comparison in summary.json.</p>"
-    rows = [[t.get("task", "n/a"), t.get("smaller_d2p", "n/a"), t.get("larger_gain", "n/a"),
-             Raw("<span class='badge holds'>agree</span>") if t.get("agree")
-             else Raw("<span class='badge fails'>disagree</span>")] for t in tasks]
-    text = (f"<p>In {_e(wt.get('n_agree', 'n/a'))} of {_e(wt.get('n_tasks', len(tasks)))} task(s) the "
-            f"encoder with the smaller D2P also had the larger gain (exact sign test p = "
-            f"{_e(_num(wt.get('p_value'), '.3g'))}).</p>\n")
-    return head + text + _table("within-task", ["task", "smaller D2P", "larger gain", "agree"], rows,
-                                left=(0, 1, 2, 3))
-
-
-def _paired_section(summary: dict[str, Any], key: str = "paired_vs_specialised",
-                   against: str = "the specialised model") -> str:
-    paired = summary.get(key) or []
-    head = f"<h2>Paired per-case comparison with {_e(against)}</h2>\n"
-    if not paired:
-        return head + "<p>No per-case comparison in summary.json.</p>"
-    rows = [[p.get("task", "n/a"), p.get("encoder", "n/a"), p.get("metric", "n/a"), _int(p.get("n")),
-             _int(p.get("n_seeds")), _num(p.get("mean_difference"), "+.4g"), _ci([p.get("ci_low"), p.get("ci_high")]),
-             _num(p.get("statistic"), ".4g"), _num(p.get("p_value"), ".3g"), p.get("test", "")] for p in paired]
-    text = (f"<p class='small'>Per test case, the fine-tuned VFM's value minus {_e(against)}'s "
-            "(each case averaged over seeds first; the test cases are the same in every seed). n: cases "
-            "with a value in both models (segmentation: cases with a lesion). 95 % interval: bootstrap "
-            "over cases. Wilcoxon signed-rank test, two-sided, zero differences dropped. AUROC has no "
-            "per-case value: its row is the difference of the two AUROCs with a case-bootstrap interval."
-            "</p>\n")
-    headers = ["task", "encoder", "metric", "n cases", "seeds", "mean difference", "95 % CI", "Wilcoxon W",
-               "p", "test"]
-    table_id = "paired" if key == "paired_vs_specialised" else "paired-scratch"
-    return head + text + _table(table_id, headers, rows, left=(0, 1, 2, 9))
-
-
-def _claims_section(summary: dict[str, Any]) -> str:
-    claims = summary.get("claims") or []
-    if not claims:
-        return "<h2>Claims</h2>\n<p>No claims in summary.json.</p>"
-    rows = [[c.get("claim", ""), _verdict_badge(str(c.get("verdict", "n/a"))), c.get("evidence", "")]
-            for c in claims]
-    return "<h2>Claims</h2>\n" + _table("claims", ["claim", "verdict", "evidence"], rows, left=(0, 1, 2))
-
-
-def _plots_section(plots: list[PlotFile]) -> str:
-    figures = []
-    for p in plots:
-        data = base64.b64encode(p.path.read_bytes()).decode("ascii")
-        figures.append(f"<figure><img alt='{_e(p.title)}' src='data:image/png;base64,{data}'>"
-                       f"<figcaption><strong>{_e(p.title)}.</strong> {_e(p.caption)}</figcaption></figure>")
-    return "<h2>Plots</h2>\n" + "\n".join(figures)
 
 
 def _timing_section(timing: dict[str, float]) -> str:
@@ -322,11 +252,6 @@ def _config_section(config: dict[str, Any]) -> str:
 def _metric_name(row: dict[str, Any]) -> str:
     arrow = {True: " ↑", False: " ↓"}.get(row.get("higher_is_better"), "")
     return METRIC_LABELS.get(str(row["metric"]).lower(), row["metric"]) + arrow
-
-
-def _verdict_badge(verdict: str) -> Raw:
-    cls = {"holds": "holds", "does not hold": "fails"}.get(verdict, "unsure")
-    return Raw(f"<span class='badge {cls}'>{_e(verdict)}</span>")
 
 
 def _span(values: list) -> str:

@@ -4,6 +4,11 @@ Only the standard library and numpy: pandas is not a dependency. Required files 
 config.json, results.csv and summary.json (a study writes summary.json after the last cell, so
 its absence means the study did not finish); everything else is optional and, when absent, the
 report says so instead of failing.
+
+Run folders are `cells/<model>/<task>/n<labelled cases>/seed<s>/`. A folder written before the
+labelled-set regimes (`cells/<model>/<task>/seed<s>/`, no `n_train` column) is read as one regime
+whose size is the number of training cases in splits.json (else config `data.n_train`, else
+unknown: None); `StudyData.legacy_layout` is then True and the report says so.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from taskalign.errors import UserError
 
 REQUIRED_FILES = ("config.json", "results.csv", "summary.json")
 
-INT_COLUMNS = ("seed", "convergence_epoch", "scratch_convergence_epoch",
+INT_COLUMNS = ("n_train", "seed", "convergence_epoch", "scratch_convergence_epoch",
                "specialised_convergence_epoch", "self_convergence_epoch", "epochs", "n_probe")
 BOOL_COLUMNS = ("higher_is_better", "convergence_censored")
 TEXT_COLUMNS = ("encoder", "task", "metric")
@@ -28,7 +33,8 @@ FLOAT_COLUMNS = ("value", "specialised_value", "scratch_value", "rpg", "gain_ove
                  "cka_pretrained", "cka_random", "cka_scratch", "sigma_ref")
 RESULT_COLUMNS = TEXT_COLUMNS + INT_COLUMNS + BOOL_COLUMNS + FLOAT_COLUMNS
 
-RunKey = tuple[str, str, int]  # (model, task, seed); model is "<encoder>", "<encoder>-scratch" or "specialised"
+RunKey = tuple[str, str, int | None, int]  # (model, task, n_train, seed); model is "<encoder>",
+                                               # "<encoder>-scratch" or "specialised"
 
 
 class NotAFinishedStudy(UserError, FileNotFoundError):
@@ -47,6 +53,7 @@ class StudyData:
     metrics: dict[RunKey, dict[str, Any]] = field(default_factory=dict)        # metrics.json
     splits: dict[str, Any] | None = None
     timing: dict[str, float] = field(default_factory=dict)
+    legacy_layout: bool = False                                  # written before regimes (module docstring)
 
     @property
     def encoders(self) -> list[str]:
@@ -59,6 +66,11 @@ class StudyData:
     @property
     def seeds(self) -> list[int]:
         return sorted(set(r["seed"] for r in self.rows if r["seed"] is not None))
+
+    @property
+    def regimes(self) -> list[int]:
+        """The labelled-set sizes of the result rows, ascending (unknown sizes left out)."""
+        return sorted(set(r["n_train"] for r in self.rows if r["n_train"] is not None))
 
     @property
     def preset(self) -> str:
@@ -77,14 +89,20 @@ def load_study(study_dir: str | Path) -> StudyData:
                 f"{name} not found in {study_dir}: this is not a finished study folder "
                 f"(run `taskalign study --out {study_dir}` again; it resumes and writes {name} at the end)")
     rows = read_results_csv(study_dir / "results.csv")
-    curves, metrics = read_cells(study_dir / "cells")
     splits = _read_json(study_dir / "splits.json") if (study_dir / "splits.json").is_file() else None
+    config = _read_json(study_dir / "config.json")
+    legacy = all(r["n_train"] is None for r in rows) and not any((study_dir / "cells").glob("*/*/n*/seed*"))
+    legacy_n = _legacy_n_train(splits, config) if legacy else None
+    if legacy:
+        for row in rows:
+            row["n_train"] = legacy_n
+    curves, metrics = read_cells(study_dir / "cells", legacy_n_train=legacy_n)
     summary = _read_json(study_dir / "summary.json")
     timing_path = study_dir / "timing.json"
     timing = _read_json(timing_path) if timing_path.is_file() else dict(summary.get("timing") or {})
-    return StudyData(study_dir=study_dir, config=_read_json(study_dir / "config.json"), summary=summary,
+    return StudyData(study_dir=study_dir, config=config, summary=summary,
                      rows=rows, curves=curves, metrics=metrics, splits=splits,
-                     timing={str(k): to_float(v) for k, v in timing.items()})
+                     timing={str(k): to_float(v) for k, v in timing.items()}, legacy_layout=legacy)
 
 
 def read_results_csv(path: Path) -> list[dict[str, Any]]:
@@ -105,22 +123,35 @@ def read_results_csv(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_cells(cells_dir: Path) -> tuple[dict[RunKey, list[dict]], dict[RunKey, dict]]:
-    """curve.jsonl and metrics.json of every run under cells/<model>/<task>/seed<n>/."""
+def read_cells(cells_dir: Path, legacy_n_train: int | None = None
+               ) -> tuple[dict[RunKey, list[dict]], dict[RunKey, dict]]:
+    """curve.jsonl and metrics.json of every run under cells/<model>/<task>/n<k>/seed<s>/; and,
+    for a folder written before regimes, cells/<model>/<task>/seed<s>/ as n_train =
+    `legacy_n_train`."""
     curves: dict[RunKey, list[dict]] = {}
     metrics: dict[RunKey, dict] = {}
     if not cells_dir.is_dir():
         return curves, metrics
-    for run_dir in sorted(cells_dir.glob("*/*/seed*")):
-        try:
-            key = (run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name[len("seed"):]))
-        except ValueError:
-            continue  # not a seed folder
+    for run_dir in sorted(cells_dir.glob("*/*/n*/seed*")) + sorted(cells_dir.glob("*/*/seed*")):
+        key = run_key(run_dir, legacy_n_train)
+        if key is None:
+            continue
         if (run_dir / "curve.jsonl").is_file():
             curves[key] = read_curve(run_dir / "curve.jsonl")
         if (run_dir / "metrics.json").is_file():
             metrics[key] = _read_json(run_dir / "metrics.json")
     return curves, metrics
+
+
+def run_key(run_dir: Path, legacy_n_train: int | None = None) -> RunKey | None:
+    """(model, task, n_train, seed) of a run folder, or None when the path is not a run folder."""
+    seed = _suffix_int(run_dir.name, "seed")
+    if seed is None:
+        return None
+    n_train = _suffix_int(run_dir.parent.name, "n")
+    if n_train is not None:       # cells/<model>/<task>/n<k>/seed<s>
+        return (run_dir.parents[2].name, run_dir.parents[1].name, n_train, seed)
+    return (run_dir.parents[1].name, run_dir.parent.name, legacy_n_train, seed)
 
 
 def read_curve(path: Path) -> list[dict[str, Any]]:
@@ -170,6 +201,18 @@ def _type_row(raw: dict[str, str | None]) -> dict[str, Any]:
         else:
             row[col] = to_float(text)
     return row
+
+
+def _suffix_int(name: str, prefix: str) -> int | None:
+    rest = name[len(prefix):]
+    return int(rest) if name.startswith(prefix) and rest.isdigit() else None
+
+
+def _legacy_n_train(splits: dict[str, Any] | None, config: dict[str, Any]) -> int | None:
+    if splits and isinstance(splits.get("train"), list):
+        return len(splits["train"])
+    n = (config.get("data") or {}).get("n_train")
+    return int(n) if is_number(n) else None
 
 
 def _missing_value(col: str) -> Any:

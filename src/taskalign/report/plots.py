@@ -39,10 +39,12 @@ AXIS_LABELS = {
     "d2p_d2r_ratio": "D2P / D2R  [ratio]",
     "cka_pretrained": "CKA(fine-tuned, pretrained)  [0–1]",
     "rpg": "RPG vs specialised model  [%]",
+    "gain_over_scratch": "fine-tuned − scratch  [task's metric units; > 0: pretraining helped]",
     "convergence_epoch": "convergence epoch (95 % of best any model reached)  [epochs]",
 }
 SHORT = {"d2p": "D2P", "d2r": "D2R", "d2s": "D2S", "d2p_d2r_ratio": "D2P/D2R",
-         "cka_pretrained": "CKA", "rpg": "RPG", "convergence_epoch": "convergence epoch"}
+         "cka_pretrained": "CKA", "rpg": "RPG",
+         "gain_over_scratch": "gain over scratch", "convergence_epoch": "convergence epoch"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class PlotFile:
     path: Path
     title: str
     caption: str
+    group: str = "further"   # the report section that shows it: gain, alignment, efficiency, layers, further
 
 
 def encoder_colors(encoders: Sequence[str]) -> dict[str, str]:
@@ -67,9 +70,9 @@ def metric_label(metric: str, higher_is_better: bool | None) -> str:
     return f"{label}, {'higher' if higher_is_better else 'lower'} is better"
 
 
-def plot_learning_curves(curves: dict[RunKey, list[dict]], task: str, encoders: Sequence[str],
+def plot_learning_curves(curves: dict[RunKey, list[dict]], task: str, n_train: int | None, encoders: Sequence[str],
                          metric: str, higher_is_better: bool | None, out_path: Path) -> Figure:
-    """Validation metric vs epoch on `task`: each encoder fine-tuned (solid), the same architecture
+    """Validation metric vs epoch on `task` with `n_train` labelled cases: each encoder fine-tuned (solid), the same architecture
     from scratch (dashed, same colour) and the specialised model (dark, dash-dot). Mean over the
     seeds present at each epoch, with a ±1 SD band where two or more seeds have a value."""
     fig, ax = _figure((8.0, 4.4))
@@ -79,7 +82,7 @@ def plot_learning_curves(curves: dict[RunKey, list[dict]], task: str, encoders: 
     models.append(("specialised", SPECIALISED_COLOR, "-.", "specialised (from scratch)"))
     notes, n_nan, max_seeds = [], 0, 0
     for model, color, style, label in models:
-        runs = [pts for (m, t, _), pts in curves.items() if m == model and t == task]
+        runs = [pts for (m, t, n, _), pts in curves.items() if m == model and t == task and n == n_train]
         if not runs:
             notes.append(f"no curve.jsonl for {model}")
             continue
@@ -96,7 +99,7 @@ def plot_learning_curves(curves: dict[RunKey, list[dict]], task: str, encoders: 
     ax.set_xlabel("epoch  [1-based]")
     ax.set_ylabel(f"validation {metric_label(metric, higher_is_better)}")
     spread = "mean ± 1 SD over seeds" if max_seeds > 1 else "one seed, no band"
-    ax.set_title(f"Learning curves: {task}  ({spread})")
+    ax.set_title(f"Learning curves: {task}, {n_train if n_train is not None else 'n/a'} labelled cases  ({spread})")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         fig.legend(loc="outside right upper", fontsize=8)
@@ -105,27 +108,29 @@ def plot_learning_curves(curves: dict[RunKey, list[dict]], task: str, encoders: 
 
 def plot_alignment_scatter(rows: list[dict[str, Any]], x: str, y: str,
                            correlation: dict[str, Any] | None, out_path: Path) -> Figure:
-    """One point per (encoder, task) cell (mean over seeds; ±1 SD bars with several seeds),
-    coloured by encoder and labelled by task, with a least-squares line through the points and
+    """One point per (encoder, task, labelled-set size) cell (mean over seeds; ±1 SD bars with
+    several seeds), coloured by encoder and labelled by task (and size, with several sizes), with a least-squares line through the points and
     the study's Spearman ρ (CI, p, n from summary.json) in the title. For convergence, an open
     marker means at least one seed never reached the target (censored at the last epoch)."""
     fig, ax = _figure((8.0, 5.0))
     cells = cell_summaries(rows, [x, y])
     encoders = list(dict.fromkeys(c["encoder"] for c in cells))
     colors = encoder_colors(encoders)
+    several_sizes = len({c["n_train"] for c in cells}) > 1
     shown, skipped, labels = [], [], []
     for cell in cells:
         cx, cy = cell[x], cell[y]
         if not (cx.finite and cy.finite):
             bad = [SHORT.get(n, n) for n, s in ((x, cx), (y, cy)) if not s.finite]
-            skipped.append(f"{cell['encoder']}/{cell['task']} ({', '.join(bad)} n/a)")
+            skipped.append(f"{cell['encoder']}/{cell['task']}/n{cell['n_train']} ({', '.join(bad)} n/a)")
             continue
         color = colors[cell["encoder"]]
         open_marker = y == "convergence_epoch" and cell["censored_any"]
         ax.errorbar(cx.mean, cy.mean, xerr=_nan0(cx.sd), yerr=_nan0(cy.sd), fmt="o", ms=8,
                     color=color, mfc="white" if open_marker else color, ecolor=color, elinewidth=0.8,
                     alpha=0.9)
-        label = ax.annotate(cell["task"], (cx.mean, cy.mean), xytext=(6, 4), textcoords="offset points",
+        text = f"{cell['task']} n{cell['n_train']}" if several_sizes else cell["task"]
+        label = ax.annotate(text, (cx.mean, cy.mean), xytext=(6, 4), textcoords="offset points",
                             fontsize=8, color=color, arrowprops={"arrowstyle": "-", "color": color,
                                                                  "lw": 0.6, "shrinkA": 1, "shrinkB": 5})
         label.set_in_layout(False)  # the axes keep their size; labels are placed inside them below
@@ -143,12 +148,13 @@ def plot_alignment_scatter(rows: list[dict[str, Any]], x: str, y: str,
     ax.margins(x=0.15, y=0.1)  # room for the task labels of the outermost points
     ax.set_xlabel(AXIS_LABELS.get(x, x))
     ax.set_ylabel(AXIS_LABELS.get(y, y))
-    if y == "rpg":
+    if y in ("rpg", "gain_over_scratch"):
         ax.axhline(0, color="grey", lw=0.8)
     n_seeds = max((c["n_seeds"] for c in cells), default=0)
-    ax.set_title(f"{SHORT.get(x, x)} vs {SHORT.get(y, y)} per encoder × task cell"
-                 f" ({'mean ± 1 SD over seeds' if n_seeds > 1 else 'one seed'})\n"
-                 + correlation_text(correlation), fontsize=10)
+    ax.set_title(f"{SHORT.get(x, x)} vs {SHORT.get(y, y)}, one point per encoder × task"
+                 f"{' × size' if several_sizes else ''} cell\n"
+                 f"({'mean ± 1 SD over seeds' if n_seeds > 1 else 'one seed'})\n"
+                 + correlation_text(correlation), fontsize=9)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8)
     notes = [f"not shown: {'; '.join(skipped)}"] if skipped else []
@@ -165,72 +171,33 @@ def correlation_text(corr: dict[str, Any] | None) -> str:
             f"p = {_g(corr.get('spearman_p'))}, n = {corr.get('n', 'n/a')}")
 
 
-def plot_rpg_bars(rows: list[dict[str, Any]], out_path: Path) -> Figure:
-    """RPG per task (groups) and encoder (bars): mean over seeds, 95 % t-interval error bars and
-    the individual seeds as dots when there are several seeds; 'n/a' where RPG is missing."""
-    fig, ax = _figure((9.0, 4.6))
-    cells = cell_summaries(rows, ["rpg"])
-    tasks = list(dict.fromkeys(c["task"] for c in cells))
-    encoders = list(dict.fromkeys(c["encoder"] for c in cells))
-    colors = encoder_colors(encoders)
-    width = 0.8 / max(len(encoders), 1)
-    missing = []
-    for j, enc in enumerate(encoders):
-        for i, task in enumerate(tasks):
-            xpos = i - 0.4 + width * (j + 0.5)
-            cell = next((c for c in cells if c["encoder"] == enc and c["task"] == task), None)
-            if cell is None or not cell["rpg"].finite:
-                ax.text(xpos, 0, "n/a", ha="center", va="bottom", fontsize=8, color=colors[enc])
-                missing.append(f"{enc}/{task}")
-                continue
-            s = cell["rpg"]
-            ax.bar(xpos, s.mean, width * 0.9, color=colors[enc], alpha=0.85)
-            tip = s.mean
-            if math.isfinite(s.ci95):
-                tip = s.mean + math.copysign(s.ci95, s.mean)
-                ax.errorbar(xpos, s.mean, yerr=s.ci95, fmt="none", ecolor="black", capsize=3, lw=1)
-                seeds = [r["rpg"] for r in rows if r["encoder"] == enc and r["task"] == task
-                         and is_number(r["rpg"])]
-                ax.plot([xpos] * len(seeds), seeds, ".", color="black", ms=4, alpha=0.6)
-            ax.annotate(f"{s.mean:+.1f}", (xpos, tip), xytext=(0, 3 if s.mean >= 0 else -3),
-                        textcoords="offset points", ha="center", va="bottom" if s.mean >= 0 else "top",
-                        fontsize=7)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(range(len(tasks)), [t.replace("_", " ") for t in tasks])
-    ax.set_xlim(-0.5, len(tasks) - 0.5)
-    ax.set_xlabel("task")
-    ax.set_ylabel(AXIS_LABELS["rpg"])
-    n_seeds = max((c["n_seeds"] for c in cells), default=0)
-    spread = "mean, 95 % CI over seeds, dots = seeds" if n_seeds > 1 else "one seed, no error bars"
-    ax.set_title(f"Relative performance gain of each fine-tuned encoder ({spread})", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    fig.legend(handles=[Patch(facecolor=colors[e], alpha=0.85, label=e) for e in encoders],
-               loc="outside right upper", fontsize=8)
-    notes = [f"RPG n/a (NaN) for: {', '.join(missing)}"] if missing else []
-    return _finish(fig, notes, out_path)
-
-
 def plot_drift_bars(rows: list[dict[str, Any]], out_path: Path) -> Figure:
-    """D2P, D2R and D2S of each encoder, one panel per task (shared y axis: each encoder's kernel
-    is fixed across tasks, so values compare across panels); 95 % CI bars with several seeds."""
+    """D2P, D2R and D2S of each encoder (and labelled-set size, when there are several), one panel
+    per task (shared y axis: each encoder's kernel is fixed across tasks, so values compare across
+    panels); 95 % CI bars with several seeds."""
     names = ("d2p", "d2r", "d2s")
     cells = cell_summaries(rows, names)
     tasks = list(dict.fromkeys(c["task"] for c in cells))
-    encoders = list(dict.fromkeys(c["encoder"] for c in cells))
-    fig = Figure(figsize=(2.6 * max(len(tasks), 1) + 1.5, 4.2), layout="constrained", dpi=DPI)
+    sizes = sorted({c["n_train"] for c in cells if c["n_train"] is not None})
+    order = list(dict.fromkeys(c["encoder"] for c in cells))
+    groups = sorted(dict.fromkeys((c["encoder"], c["n_train"]) for c in cells),
+                    key=lambda g: (order.index(g[0]), g[1] if g[1] is not None else -1))   # (encoder, n_train)
+    encoders = [f"{e} n{n}" if len(sizes) > 1 else e for e, n in groups]
+    panel_width = 0.45 * len(groups) + 1.6
+    fig = Figure(figsize=(panel_width * max(len(tasks), 1) + 1.5, 4.2), layout="constrained", dpi=DPI)
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(1, max(len(tasks), 1), sharey=True))
     width, missing = 0.8 / len(names), []
     for ax, task in zip(axes, tasks):
-        for i, enc in enumerate(encoders):
-            cell = next((c for c in cells if c["encoder"] == enc and c["task"] == task), None)
+        for i, (enc, n_train) in enumerate(groups):
+            cell = next((c for c in cells if (c["encoder"], c["task"], c["n_train"]) == (enc, task, n_train)), None)
             for j, name in enumerate(names):
                 xpos = i - 0.4 + width * (j + 0.5)
                 s = cell[name] if cell else seed_stats([])
                 if not s.finite:
                     ax.text(xpos, 0.02, "n/a", ha="center", va="bottom", fontsize=8, rotation=90,
                             transform=ax.get_xaxis_transform())
-                    missing.append(f"{enc}/{task} {SHORT[name]}")
+                    missing.append(f"{enc}/{task}/n{n_train} {SHORT[name]}")
                     continue
                 ax.bar(xpos, s.mean, width * 0.9, color=DRIFT_COLORS[name], hatch=DRIFT_HATCH[name],
                        edgecolor="white", yerr=s.ci95 if math.isfinite(s.ci95) else None,

@@ -42,7 +42,6 @@ def write_fake_study(root: Path, seeds: tuple[int, ...] = (0, 1), preset: str = 
     _dump(root / "config.json", _config(preset, seeds, train_cases))
     _dump(root / "splits.json", {"data_seed": 0, "train": [f"ph{i:03d}" for i in range(max(train_cases))],
                                  "val": ["ph100", "ph101"], "test": ["ph200", "ph201", "ph202"],
-                                 "pretrain": [f"pt{i:03d}" for i in range(12)],
                                  "excluded": [{"case": "ph999", "reason": "no lesion mask"}]})
     timing = {"data": 1.2, "pretrain": 61.5, "finetune": 420.0, "features": 12.3, "alignment": 3.4,
               "statistics": 0.8}
@@ -77,7 +76,7 @@ def _config(preset: str, seeds: tuple[int, ...], train_cases: tuple[int, ...]) -
     return {"preset": preset, "encoders": list(ENCODERS), "tasks": list(TASKS), "seeds": list(seeds),
             "study_seed": 0, "encoder_size": "micro",
             "data": {"source": "phantom", "shape": [16, 48, 48], "spacing_mm": [3.0, 1.5, 1.5],
-                     "n_pretrain": 64, "n_train": 48, "n_val": 16, "n_test": 32, "data_seed": 0,
+                     "n_train": 48, "n_val": 16, "n_test": 32, "data_seed": 0,
                      "train_cases": list(train_cases)},
             "pretrain": {"steps": 150, "batch_size": 4, "lr": 1.5e-3},
             "train": {"steps": 96, "steps_per_epoch": 8, "batch_size": 4, "slices_per_volume": 4,

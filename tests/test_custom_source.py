@@ -29,7 +29,7 @@ def test_registered_source_is_the_cohort(example):
     assert len(down) == n_asked - 1 and all(c.meta.get("site") == "noisy_scanner" for c in down)
     assert [e["reason"] for e in cohort.excluded] == ["not transferred from the scanner"]
     assert len(cohort.test) >= 4 and cohort.train and cohort.val          # split in the preset's proportions
-    assert all("site" not in c.meta for c in cohort.pretrain + cohort.reference)   # those stay phantom
+    assert all("site" not in c.meta for c in cohort.reference)   # those stay phantom
     assert any("noisy_scanner" in note for note in cohort.notes)
 
 

@@ -40,7 +40,7 @@ def test_cohort_excludes_every_broken_case(tmp_path):
     assert {e["case"]: e["kind"] for e in cohort.excluded} == {case: kind for kind, case in broken.items()}
     down = cohort.train + cohort.val + cohort.test
     assert len(down) == 6 and all(c.shape == cfg.shape and c.spacing_mm == cfg.spacing_mm for c in down)
-    assert all(c.meta["source"] == "phantom" for c in cohort.pretrain + cohort.reference)
+    assert all(c.meta["source"] == "phantom" for c in cohort.reference)
     assert all(c.meta["source"] == "manifest" for c in down)
     splits = cohort.splits(cfg.data_seed)
     assert len(splits["excluded"]) == len(KINDS) and "phantom" in splits["notes"][0]

@@ -103,3 +103,16 @@ def test_sweep_ranks_lower_is_better_metrics_the_other_way_and_ties_take_the_slo
 def test_sweep_skips_a_task_with_a_missing_value():
     chosen = choose(_table({1e-4: [0.9, np.nan], 1e-3: [0.5, 0.99]}))
     assert chosen[("f", "pretrained")]["ranks"][1e-3] == [2.0]
+
+
+def test_an_older_config_json_still_loads():
+    """config.json of studies run before labelled-set sizes (with the retired n_pretrain field)."""
+    import dataclasses
+
+    from taskalign.study.config import config_from_dict
+    old = preset("quick").to_dict()
+    old["data"] = {k: v for k, v in old["data"].items() if k != "train_cases"} | {"n_pretrain": 64}
+    old["train"].pop("scratch_lr")
+    cfg = config_from_dict(old)
+    assert cfg.data.train_cases == () and regimes(cfg.data) == (cfg.data.n_train,)
+    assert cfg.train.scratch_lr == dataclasses.replace(preset("quick").train).scratch_lr

@@ -44,9 +44,9 @@ def test_folder_layout_and_records(smoke_study):
     for name in ("config.json", "splits.json", "summary.json", "timing.json", "report.html"):
         assert (out / name).exists(), name
     splits = json.loads((out / "splits.json").read_text())
-    # the pretraining cohort and the reference set never overlap the downstream splits
+    # the reference set never overlaps the downstream splits; the pretraining cohort is the card's
     downstream = set(splits["train"]) | set(splits["val"]) | set(splits["test"])
-    assert not downstream & set(splits["pretrain"]) and not downstream & set(splits["reference"])
+    assert not downstream & set(splits["reference"]) and "card.json" in splits["pretraining"]
     cell = out / "cells" / "provicnet" / "segmentation" / "n8" / "seed0"
     curve = [json.loads(line) for line in (cell / "curve.jsonl").read_text().splitlines()]
     assert len(curve) == cfg.train.steps // cfg.train.steps_per_epoch

@@ -32,7 +32,7 @@ class TargetData:
 
 def reference_cases(data: DataConfig) -> list[Case]:
     """The study's reference probe set of `data` (no downstream or pretraining case drawn)."""
-    empty = dataclasses.replace(data, source="phantom", n_pretrain=0, n_train=0, n_val=0, n_test=0)
+    empty = dataclasses.replace(data, source="phantom", n_train=0, n_val=0, n_test=0)
     return build_cohort(empty).reference
 
 

@@ -116,7 +116,7 @@ def _overview(study: StudyData) -> str:
         text += (" This folder was written before labelled-set sizes existed (cells/&lt;model&gt;/&lt;task&gt;/"
                  "seed&lt;s&gt;/); it is read as one size, the number of training cases in splits.json.")
     if s.splits:
-        counts = " / ".join(f"{len(s.splits.get(k) or [])} {k}" for k in ("train", "val", "test", "pretrain"))
+        counts = " / ".join(f"{len(s.splits.get(k) or [])} {k}" for k in ("train", "val", "test"))
         text += f" Cases: {_e(counts)} (data seed {_e(s.splits.get('data_seed', 'n/a'))})."
         if s.splits.get("label_rule"):
             text += f" csPCa label from the rule <code>{_e(s.splits['label_rule'])}</code>."

@@ -1,5 +1,6 @@
-"""Cohorts and splits: the pretraining cohort, the downstream train/val/test split and the
-reference probe set, fixed by the data seed and saved as `splits.json` (DESIGN.md §5, §7).
+"""Cohorts and splits: the downstream train/val/test split and the reference probe set, fixed by
+the data seed and saved as `splits.json` (DESIGN.md §5, §7). The start weights' pretraining
+cohort is not the study's: it is named in their card (`pretrain/<encoder>/<hash>/card.json`).
 
 - Downstream cases: whatever the data source named by `DataConfig.source` gives
   (`taskalign.data.sources.read_source`: the phantom, a real folder, a source you registered),
@@ -8,9 +9,10 @@ reference probe set, fixed by the data seed and saved as `splits.json` (DESIGN.m
 - Split by the data seed: the preset's n_train / n_val / n_test when the source gave exactly that
   many usable cases, else in their proportions (at least 1 train, 1 validation and `MIN_TEST`
   test cases).
-- The pretraining cohort and the reference probe set are phantom, from their own seeds, whatever
-  the downstream source: no downstream validation or test case is ever seen in pretraining, and
-  each encoder's reference kernel is the same for every source.
+- The reference probe set is phantom (the pretraining cohort's kind of case, its own seed),
+  whatever the downstream source, so each encoder's reference kernel is the same for every
+  source. The in-house recipes pretrain on their own phantom cohort (other patients and seeds),
+  so no downstream case is ever seen in pretraining.
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ from taskalign.study.config import DataConfig
 
 MIN_TEST = 4   # the alignment stage's debiased CKA needs at least 4 probe (test) cases
 REFERENCE_SEED_OFFSET = 7919
+PRETRAINING_NOTE = ("the start weights' own cohort: in-house weights name theirs in "
+                    "pretrain/<encoder>/<hash>/card.json (the recipe's phantom cohort, other patients and seeds)")
 
 
 @dataclass
 class Cohort:
-    pretrain: list[Case]
     train: list[Case]
     val: list[Case]
     test: list[Case]
@@ -41,7 +44,7 @@ class Cohort:
     def splits(self, data_seed: int) -> dict:
         ids = lambda cases: [c.case_id for c in cases]  # noqa: E731
         out = {"data_seed": data_seed, "train": ids(self.train), "val": ids(self.val), "test": ids(self.test),
-               "pretrain": ids(self.pretrain), "reference": ids(self.reference), "excluded": self.excluded}
+               "pretraining": PRETRAINING_NOTE, "reference": ids(self.reference), "excluded": self.excluded}
         if self.notes:
             out["notes"] = self.notes
         if self.label_rule:
@@ -108,13 +111,11 @@ def build_cohort(cfg: DataConfig, cache_dir: str | None = None) -> Cohort:
     order = np.random.default_rng(cfg.data_seed).permutation(len(down))
     down = [down[i] for i in order]
     n_train, n_val, _ = split_sizes(len(down), cfg)
-    pre = _usable(read_source("phantom", {"n": cfg.n_pretrain, "seed": cfg.data_seed, "cohort": "pretrain",
-                                          **grid}).cases, excluded)
     ref = read_source("phantom", {"n": cfg.n_reference, "seed": cfg.data_seed + REFERENCE_SEED_OFFSET,
                                   "cohort": "pretrain", **grid}).cases
     notes = list(read.notes)
     if cfg.source != "phantom":   # said in the source's first note, where a reader of splits.json looks
         first = notes[0] if notes else f"downstream cases from the data source {cfg.source!r}"
-        notes[:1] = [f"{first}; pretraining cohort and reference set: phantom"]
+        notes[:1] = [f"{first}; reference set: phantom"]
     a, b = n_train, n_train + n_val
-    return Cohort(pre, down[:a], down[a:b], down[b:], ref, excluded, notes, label_rule=cfg.label_rule)
+    return Cohort(down[:a], down[a:b], down[b:], ref, excluded, notes, label_rule=cfg.label_rule)

@@ -29,7 +29,6 @@ class DataConfig:
     series: tuple[tuple[str, str], ...] = ()       # manifest DICOM folders: (sequence, description or UID)
     shape: tuple[int, int, int] = (16, 48, 48)     # (D, H, W) voxels of every case
     spacing_mm: tuple[float, float, float] = (3.0, 1.5, 1.5)
-    n_pretrain: int = 64
     n_train: int = 48                              # training pool: the largest labelled-set size
     n_val: int = 16
     n_test: int = 32
@@ -38,6 +37,9 @@ class DataConfig:
     data_seed: int = 0                             # cohort, split and degradations; not the cell seed
     n_reference: int = 16                          # reference probe set for each encoder's kernel
 
+
+RETIRED_DATA_FIELDS = ("n_pretrain",)
+"""DataConfig fields of older config.json files that no longer mean anything (read and dropped)."""
 
 LATER_DATA_FIELDS = {"columns": (), "label_rule": None, "series": (), "train_cases": ()}
 """DataConfig fields added after studies were run: left out of the hash at their defaults, so an
@@ -130,7 +132,7 @@ def config_from_dict(d: dict[str, Any]) -> StudyConfig:
     return StudyConfig(
         preset=d["preset"], encoders=tup(d["encoders"]), tasks=tup(d["tasks"]), seeds=tup(d["seeds"]),
         study_seed=d["study_seed"], encoder_size=d["encoder_size"],
-        data=DataConfig(**{k: tup(v) for k, v in d["data"].items()}),
+        data=DataConfig(**{k: tup(v) for k, v in d["data"].items() if k not in RETIRED_DATA_FIELDS}),
         pretrain=PretrainConfig(**d["pretrain"]), train=TrainConfig(**train),
         align=AlignConfig(**d["align"]), weights=tup(d.get("weights", [])),
     )
@@ -140,7 +142,7 @@ def smoke() -> StudyConfig:
     """Every stage end to end on a handful of tiny cases; one to two minutes on a 2-core CPU."""
     return StudyConfig(
         preset="smoke",
-        data=DataConfig(shape=(8, 32, 32), spacing_mm=(4.0, 2.5, 2.5), n_pretrain=12, n_train=8, n_val=4,
+        data=DataConfig(shape=(8, 32, 32), spacing_mm=(4.0, 2.5, 2.5), n_train=8, n_val=4,
                         n_test=8, n_reference=8),
         pretrain=PretrainConfig(source="fresh", steps=12, batch_size=2, n_cases=12, probe_cases=16, allow_weak=True),
         train=TrainConfig(steps=12, steps_per_epoch=4, batch_size=2, slices_per_volume=2, warmup_steps=2),
@@ -173,7 +175,7 @@ def paper() -> StudyConfig:
     """Paper-size encoders and crops; needs a GPU (hours)."""
     return StudyConfig(
         preset="paper", seeds=(0, 1, 2), encoder_size="paper",
-        data=DataConfig(shape=(64, 224, 224), spacing_mm=(1.0, 0.5, 0.5), n_pretrain=512, n_train=256,
+        data=DataConfig(shape=(64, 224, 224), spacing_mm=(1.0, 0.5, 0.5), n_train=256,
                         n_val=64, n_test=128, n_reference=64),
         pretrain=PretrainConfig(source="fresh", steps=5000, batch_size=4, lr=1.5e-4, n_cases=512),
         train=TrainConfig(steps=3000, steps_per_epoch=100, batch_size=2, slices_per_volume=8, warmup_steps=100,

@@ -152,8 +152,9 @@ def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, referen
     notes += [f"{e}: in-house pretrained weights that failed the foundation gate ({st['reason']}); not a foundation "
               f"model" for e, st in start_weights.items() if st["gate"] is False]
     if cfg.preset in ("smoke", "quick"):
-        notes.append(f"preset {cfg.preset}: small models, one labelled-set size and short training; the numbers "
-                     "are indicative, use --preset standard for conclusions")
+        sizes = ", ".join(str(r["n_train"]) for r in regimes) or "none"
+        notes.append(f"preset {cfg.preset}: small models, {len(cfg.seeds)} seed(s), short training, labelled-set size(s) {sizes}; "
+                     "the numbers are indicative, use --preset standard for conclusions")
     summary = {"preset": cfg.preset, "seeds": list(cfg.seeds), "regimes": [r["n_train"] for r in regimes],
                "n_cells": len(rows), "cells": cell_statistics(rows),
                "paired_vs_specialised": paired_vs_specialised(out, rows, seed=cfg.study_seed),

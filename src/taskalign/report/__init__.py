@@ -36,11 +36,16 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
     """Every figure of the report, in the order the report shows them; `PlotFile.group` names the
     section that shows each one."""
     plots_dir = Path(plots_dir)
-    summary_corr = study.summary.get("correlations") or []
     several_sizes = len(study.regimes) > 1
     point = ("one encoder × task × labelled-set size cell (mean over seeds)" if several_sizes
              else "one encoder × task cell (mean over seeds)")
     spread = "error bars ±1 SD over seeds" if len(study.seeds) > 1 else "one seed, no error bars"
+    return _answer_plots(study, plots_dir, point, spread) + _further_plots(study, plots_dir, point, spread)
+
+
+def _answer_plots(study: StudyData, plots_dir: Path, point: str, spread: str) -> list[PlotFile]:
+    """The figures of the report's opening: pretraining gain, D2P against gain and RPG, label efficiency."""
+    summary_corr = study.summary.get("correlations") or []
     plots = []
     path = plots_dir / "pretraining_gain.png"
     plot_pretraining_gain(study.rows, study.summary.get("paired_vs_scratch") or [], path)
@@ -69,7 +74,7 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
                               + (" The gain is in each task's own metric units, so the scatter mixes units "
                                  "across tasks; Spearman ρ uses ranks only." if outcome == "gain_over_scratch"
                                  else ""), "alignment"))
-    if several_sizes:
+    if len(study.regimes) > 1:
         points, interval = label_efficiency(study)
         metrics = {r["task"]: (r["metric"], r["higher_is_better"]) for r in study.rows}
         path = plots_dir / "label_efficiency.png"
@@ -79,6 +84,13 @@ def write_plots(study: StudyData, plots_dir: Path) -> list[PlotFile]:
                               "per task. A point is one model at one labelled-set size: each encoder fine-tuned "
                               "(solid), the same architecture from scratch (dashed) and the task's specialised "
                               f"model (dash-dot), mean over seeds. Shaded: the {interval}.", "efficiency"))
+    return plots
+
+
+def _further_plots(study: StudyData, plots_dir: Path, point: str, spread: str) -> list[PlotFile]:
+    """Layer profile, D2P against convergence, drift bars and learning curves."""
+    summary_corr = study.summary.get("correlations") or []
+    plots = []
     profiles = read_layer_profiles(study.study_dir, study.regimes[0] if study.legacy_layout and study.regimes else None)
     if profiles:
         plots.append(plot_layer_profiles(profiles, plots_dir / "layer_profile.png"))

@@ -44,28 +44,8 @@ def plot_pretraining_gain(rows: list[dict[str, Any]], paired_vs_scratch: list[di
                 cell = next((c for c in cells if (c["encoder"], c["task"], c["n_train"]) == (enc, task, n)), None)
                 if cell is None:
                     continue
-                x = i - 0.35 + width * (j + 0.5)
                 rec = paired.get((enc, task, n)) or (paired.get((enc, task, None)) if len(regimes) == 1 else None)
-                if rec is not None and is_number(rec.get("mean_difference")):
-                    sign = -1.0 if rec.get("higher_is_better") is False else 1.0
-                    mid, lo, hi = (sign * _f(rec.get(k)) for k in ("mean_difference", "ci_low", "ci_high"))
-                    lo, hi = min(lo, hi), max(lo, hi)
-                    _point(top, x, mid, lo, hi, colors[enc], filled=True)
-                elif cell["gain_over_scratch"].finite:
-                    s = cell["gain_over_scratch"]
-                    _point(top, x, s.mean, s.mean - s.ci95, s.mean + s.ci95, colors[enc], filled=False)
-                    fallback.append(f"{enc}/{task}/n{n}")
-                else:
-                    missing.append(f"gain {enc}/{task}/n{n}")
-                s = cell["rpg"]
-                if not s.finite:
-                    missing.append(f"RPG {enc}/{task}/n{n}")
-                    continue
-                _point(bottom, x, s.mean, s.mean - s.ci95, s.mean + s.ci95, colors[enc], filled=True)
-                if cell["n_seeds"] > 1:
-                    seeds = [r["rpg"] for r in rows if (r["encoder"], r["task"], r["n_train"]) == (enc, task, n)
-                             and is_number(r["rpg"])]
-                    bottom.plot([x] * len(seeds), seeds, ".", color="black", ms=3, alpha=0.5)
+                _gain_cell(top, bottom, i - 0.35 + width * (j + 0.5), cell, rec, rows, colors[enc], fallback, missing)
         first = next(c for c in cells if c["task"] == task)
         for ax in (top, bottom):
             ax.axhline(0, color="black", lw=0.8)
@@ -91,6 +71,32 @@ def plot_pretraining_gain(rows: list[dict[str, Any]], paired_vs_scratch: list[di
                  fontsize=9)
     fig.legend(loc="outside right upper", fontsize=8)
     return _finish(fig, notes, out_path)
+
+
+def _gain_cell(top, bottom, x: float, cell: dict, rec: dict | None, rows: list[dict[str, Any]], color,
+               fallback: list[str], missing: list[str]) -> None:
+    """One encoder at one labelled-set size of one task: its paired gain (top; the seed mean of
+    gain_over_scratch, open marker, when there is no paired record) and its RPG (bottom)."""
+    name = f"{cell['encoder']}/{cell['task']}/n{cell['n_train']}"
+    if rec is not None and is_number(rec.get("mean_difference")):
+        sign = -1.0 if rec.get("higher_is_better") is False else 1.0
+        mid, lo, hi = (sign * _f(rec.get(k)) for k in ("mean_difference", "ci_low", "ci_high"))
+        _point(top, x, mid, min(lo, hi), max(lo, hi), color, filled=True)
+    elif cell["gain_over_scratch"].finite:
+        s = cell["gain_over_scratch"]
+        _point(top, x, s.mean, s.mean - s.ci95, s.mean + s.ci95, color, filled=False)
+        fallback.append(name)
+    else:
+        missing.append(f"gain {name}")
+    s = cell["rpg"]
+    if not s.finite:
+        missing.append(f"RPG {name}")
+        return
+    _point(bottom, x, s.mean, s.mean - s.ci95, s.mean + s.ci95, color, filled=True)
+    if cell["n_seeds"] > 1:
+        key = (cell["encoder"], cell["task"], cell["n_train"])
+        seeds = [r["rpg"] for r in rows if (r["encoder"], r["task"], r["n_train"]) == key and is_number(r["rpg"])]
+        bottom.plot([x] * len(seeds), seeds, ".", color="black", ms=3, alpha=0.5)
 
 
 def plot_label_efficiency(points: Sequence[CurvePoint], encoders: Sequence[str], metrics: dict[str, tuple[str, Any]],

@@ -67,7 +67,7 @@ class PretrainConfig:
 
 
 FINETUNE_LR = {"profound_conv": (2e-4, 2e-3), "provicnet": (2e-4, 2e-3), "default": (2e-4, 2e-3)}
-SCRATCH_LR = {"profound_conv": (1e-3, 2e-3), "provicnet": (5e-4, 2e-3), "default": (5e-4, 2e-3)}
+SCRATCH_LR = {"profound_conv": (2e-3, 2e-3), "provicnet": (5e-4, 2e-3), "default": (5e-4, 2e-3)}
 
 
 @dataclass(frozen=True)

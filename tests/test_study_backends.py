@@ -216,10 +216,10 @@ def test_plan_shares_the_specialised_unit_and_backend_names():
     from taskalign.study.units import plan_units
 
     cfg = preset("smoke", tasks=("segmentation", "synthesis"), seeds=(0, 1))
-    pre, rest = plan_units(cfg, list(cfg.tasks))
+    pre, rest = plan_units(cfg, {t: (8,) for t in cfg.tasks})
     assert [u.encoder for u in pre] == list(cfg.encoders)
     specialised = [u for u in rest if u.kind == "specialised"]
-    assert len(specialised) == len(set(specialised)) == 4                 # once per task and seed
+    assert len(specialised) == len(set(specialised)) == 4                 # once per task, size and seed
     assert len([u for u in rest if u.kind == "cell"]) == 2 * 2 * len(cfg.encoders)
     with pytest.raises(ValueError, match="unknown backend"):
         create_backend("dask")

@@ -57,5 +57,6 @@ def test_smoke_study_with_published_provicnet_files(tmp_path):
     assert all(math.isfinite(float(rows[0][c])) for c in ("value", "d2p", "d2r", "d2s"))
     stage = out / "pretrain" / "provicnet"
     assert [p.name[:6] for p in stage.iterdir()] == ["given-"]            # no in-house pretraining ran
-    assert (next(stage.iterdir()) / "reference_t2w.pt").exists()
+    reference = next(stage.iterdir()) / "reference_t2w" / "features"    # the study-side cache of the reference set
+    assert (reference / "pretrained.pt").exists() and (reference / "random.pt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ADC.pth", "DWI.pth", "T2.pth", "study"]

@@ -230,3 +230,13 @@ def test_saturated_values_are_left_out_of_the_correlations(tmp_path):
     clean = [{**r, "d2p_saturated": False, "d2r_saturated": False} for r in rows]
     rec = cell_correlations(tmp_path, clean, ["d2p"], ["rpg"], seed=0, permutations=50, bootstrap=50)[0]
     assert rec["saturated_left_out"] == 0 and rec["n"] == 6 and "saturation_note" not in rec
+
+
+def test_within_task_leaves_a_saturated_d2p_out():
+    from taskalign.study.analysis.summary import within_task
+
+    rows = [{"task": "t", "encoder": "a", "d2p": 0.1, "rpg": 5.0, "d2p_saturated": False},
+            {"task": "t", "encoder": "b", "d2p": 0.9, "rpg": 1.0, "d2p_saturated": "True"}]   # results.csv text
+    assert within_task(rows)["n_tasks"] == 0                      # b's D2P measures spread: no pair left
+    rows[1]["d2p_saturated"] = False
+    assert within_task(rows)["n_tasks"] == 1 and within_task(rows)["n_agree"] == 1

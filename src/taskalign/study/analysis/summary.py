@@ -11,6 +11,7 @@ import numpy as np
 
 from taskalign.stats import sign_agreement
 from taskalign import io
+from taskalign.study.analysis.correlate import saturated_parts
 from taskalign.study.analysis.comparisons import cell_statistics, paired_vs_scratch, paired_vs_specialised
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import foundation_status
@@ -32,10 +33,6 @@ def correlations(rows: list[dict[str, Any]], seed: int, study_dir: Path | None =
                              seed, bootstrap=bootstrap)
 
 
-def _truthy(value) -> bool:
-    return value is True or str(value).lower() == "true"
-
-
 def _mean_by(rows, key_fn, field):
     groups = defaultdict(list)
     for r in rows:
@@ -47,8 +44,7 @@ def _mean_by(rows, key_fn, field):
 def within_task(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per task: does the encoder with the smaller mean D2P have the larger mean RPG? A D2P at
     >= 90 % of its kernel ceiling (`d2p_saturated`) measures feature spread, not drift: left out."""
-    d2p = _mean_by([r for r in rows if not _truthy(r.get("d2p_saturated", False))],
-                   lambda r: (r["task"], r["encoder"]), "d2p")
+    d2p = _mean_by([r for r in rows if not saturated_parts(r, "d2p")], lambda r: (r["task"], r["encoder"]), "d2p")
     rpg = _mean_by(rows, lambda r: (r["task"], r["encoder"]), "rpg")
     per_task: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     for (task, enc), v in d2p.items():

@@ -144,6 +144,36 @@ def _first_cell(out: Path, proc: subprocess.Popen, timeout: float) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
+def test_local_workers_give_the_in_process_results(local_reference, tmp_path):
+    """Two worker processes: the same results table as one process, every unit run once."""
+    run_study(preset("smoke", tasks=TASKS), tmp_path, log=lambda s: None, report=False, workers=2)
+    _same_table(local_reference / "results.csv", tmp_path / "results.csv")
+    metrics = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("cells/**/metrics.json"))
+    assert metrics == sorted(p.relative_to(local_reference) for p in local_reference.glob("cells/**/metrics.json"))
+
+
+def test_longest_units_start_first_and_workers_follow_cores(monkeypatch):
+    from taskalign.study.backends import local
+    from taskalign.study.units import WorkUnit
+
+    units = [WorkUnit("specialised", task="classification", seed=0, n_train=8),
+             WorkUnit("cell", encoder="a", task="classification", seed=0, n_train=8),
+             WorkUnit("specialised", task="segmentation", seed=0, n_train=8),
+             WorkUnit("cell", encoder="a", task="segmentation", seed=0, n_train=8)]
+    order = local.longest_first(units)
+    assert [(u.kind, u.task) for u in order] == [("cell", "segmentation"), ("specialised", "segmentation"),
+                                                 ("cell", "classification"), ("specialised", "classification")]
+    monkeypatch.setattr(local, "usable_cpus", lambda: 8)
+    assert local.default_workers(preset("quick")) == 8          # one thread per run
+    assert local.default_workers(preset("smoke")) == 4          # two threads per run
+    monkeypatch.setattr(local, "usable_cpus", lambda: 1)
+    assert local.default_workers(preset("smoke")) == 1
+    with pytest.raises(ValueError, match="workers"):
+        local.LocalBackend(0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_sigkilled_study_resumes_without_recomputing(local_reference, tmp_path):
     out = tmp_path / "killed"
     proc = subprocess.Popen([*CLI, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -225,3 +255,5 @@ def test_plan_shares_the_specialised_unit_and_backend_names():
         create_backend("dask")
     with pytest.raises(ValueError, match="only for --backend ray"):
         create_backend("local", address="127.0.0.1:6379")
+    with pytest.raises(ValueError, match="only for --backend local"):
+        create_backend("ray", workers=2)

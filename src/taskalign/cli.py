@@ -50,7 +50,10 @@ def _study_parser(sub) -> None:
     p.add_argument("--dwi", choices=DWI_OPTIONS, help="--layout msd only (no DWI): zero-fill or drop it")
     add_folder_options(p)
     p.add_argument("--backend", default="local", choices=BACKENDS,
-                   help="local: every unit in this process (default); ray: each unit a Ray task")
+                   help="local: this machine, in worker processes (default); ray: each unit a Ray task")
+    p.add_argument("--workers", type=positive_int,
+                   help="--backend local: worker processes (default: one per train.threads CPU cores, "
+                        "one on a GPU; 1 runs every unit in this process)")
     p.add_argument("--address", help="Ray cluster address (host:port) for --backend ray; "
                                      "default: start a local Ray instance")
     p.set_defaults(func=run_study_command)
@@ -170,6 +173,15 @@ def study_config(args):
     return cfg
 
 
+def study_workers(args, cfg) -> int:
+    """--workers, or the local backend's default for this machine (Ray: 1, it places units itself)."""
+    from taskalign.study.backends import default_workers
+
+    if args.workers is not None:
+        return args.workers
+    return default_workers(cfg) if args.backend == "local" else 1
+
+
 def run_study_command(args) -> int:
     from taskalign.study.progress import console_progress
     from taskalign.study.runner import run_study
@@ -178,7 +190,8 @@ def run_study_command(args) -> int:
     start = time.perf_counter()
     with console_progress() as progress:
         results = run_study(cfg, args.out, force=args.force, log=progress.log, progress=progress.update,
-                            report=not args.no_report, backend=args.backend, address=args.address)
+                            report=not args.no_report, backend=args.backend, address=args.address,
+                            workers=study_workers(args, cfg))
     print(f"results: {results}")
     if not args.no_report:
         print(f"report:  {(args.out / 'report.html').resolve()}")

@@ -85,7 +85,7 @@ class TrainConfig:
     lr: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(FINETUNE_LR))
     scratch_lr: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(SCRATCH_LR))
     specialised_lr: float = 2e-3
-    threads: int = 2
+    threads: int = 2               # torch threads per run, pinned (a run gives the same numbers wherever it runs)
 
     def lr_for(self, family: str, pretrained: bool = True) -> tuple[float, float]:
         table = self.lr if pretrained else self.scratch_lr
@@ -155,10 +155,16 @@ LABELLED_POOL = DataConfig(n_train=48, n_val=32, n_test=96)
 validation and 96 test cases, so the 16-case regime of `quick` is the same cases as the 16-case
 regime of `standard` (seed 0 of `standard` repeats `quick`'s cells)."""
 
+ONE_THREAD = TrainConfig(threads=1)
+"""The quick and standard presets' training: one thread per run, so the local backend runs one
+worker per core (two single-thread runs side by side did 1.15x the work of one two-thread run on
+the 2-core reference machine, docs/measurements.md) and a run's numbers do not depend on the
+machine's core count."""
+
 
 def quick() -> StudyConfig:
     """The default `make study`: all 10 cells at 16 labelled cases, one seed (~15 min on 2 cores)."""
-    return StudyConfig(preset="quick", data=dataclasses.replace(LABELLED_POOL, train_cases=(16,)))
+    return StudyConfig(preset="quick", data=dataclasses.replace(LABELLED_POOL, train_cases=(16,)), train=ONE_THREAD)
 
 
 def standard() -> StudyConfig:
@@ -166,7 +172,7 @@ def standard() -> StudyConfig:
     preset's training (about 9 × quick: two hours on a 2-core CPU; `--backend ray` spreads it)."""
     return StudyConfig(
         preset="standard", seeds=(0, 1, 2),
-        data=dataclasses.replace(LABELLED_POOL, train_cases=(8, 16, 48)),
+        data=dataclasses.replace(LABELLED_POOL, train_cases=(8, 16, 48)), train=ONE_THREAD,
         align=AlignConfig(permutations=1000),
     )
 

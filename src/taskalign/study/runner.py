@@ -78,18 +78,19 @@ def prepare_folder(out: Path, cfg: StudyConfig, force: bool) -> None:
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False, log: Callable[[str], None] = print,
               progress: Callable[[str, int, int], None] | None = None, report: bool = True,
-              backend: str = "local", address: str | None = None) -> Path:
+              backend: str = "local", address: str | None = None, workers: int = 1) -> Path:
     """Run (or resume) the whole study in `out`; returns the path of results.csv (and writes
     report.html beside it unless `report=False`). `backend` is "local" (this process) or "ray"
-    (each work unit a Ray task; `address` the cluster's, None for a local Ray instance).
+    (each work unit a Ray task; `address` the cluster's, None for a local Ray instance);
+    `workers` > 1 runs the local backend's units in that many worker processes.
     `progress(text, units_done, units_total)` is called as units start and finish. Raises
     `StudyLocked` when another study runs in `out`, `ConfigMismatchError` on a changed config,
-    `UnitFailed` (after writing results.csv of the finished cells) when Ray units failed."""
+    `UnitFailed` (after writing results.csv of the finished cells) when units in workers failed."""
     from taskalign.study.backends import UnitFailed, create_backend
     from taskalign.study.lock import study_lock
 
     check_names(cfg)
-    runner = create_backend(backend, address)
+    runner = create_backend(backend, address, workers)
     out = Path(out)
     with study_lock(out):
         prepare_folder(out, cfg, force)

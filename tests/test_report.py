@@ -283,3 +283,28 @@ def test_layer_profile_section_and_plot(tmp_path):
     assert "id='layers'" in text and "D2P stage 4" in text and "Layer-wise alignment profile" in text
     assert "<td>24</td>" in text.split("id='layers'")[1].split("</table>")[0]   # the size column
     assert (study / "plots" / "layer_profile.png").stat().st_size > 5000
+
+
+def test_markdown_summary_matches_the_results_table(two_seeds):
+    """`taskalign report DIR --markdown`: one row per (task, size, encoder), means over seeds with
+    their 95 % t half-width, the paired gain from summary.json, and the claims."""
+    from taskalign.cli import main
+    from taskalign.report.markdown import CELL_HEADER, markdown_summary
+
+    study = load_study(two_seeds)
+    text = markdown_summary(study)
+    lines = text.splitlines()
+    header = "| " + " | ".join(CELL_HEADER) + " |"
+    start = lines.index(header) + 2
+    rows = [line.strip("| ").split(" | ") for line in lines[start:start + 40] if line.startswith("| ")]
+    rows = rows[:len({(r["task"], r["n_train"], r["encoder"]) for r in study.rows})]
+    assert len(rows) == len({(r["task"], r["n_train"], r["encoder"]) for r in study.rows})
+    task, _, n, encoder = rows[0][:4]
+    values = [r["value"] for r in study.rows if (r["task"], str(r["n_train"]), r["encoder"]) == (task, n, encoder)]
+    stats = seed_stats(values)
+    assert rows[0][4] == f"{stats.mean:.3f} ± {stats.ci95:.3f}"
+    paired = next(p for p in study.summary["paired_vs_scratch"]
+                  if (p["encoder"], p["task"], str(p["n_train"])) == (encoder, task, n))
+    assert rows[0][7].startswith(f"{paired['mean_difference']:+.3f} [")
+    assert all(c["claim"].replace("|", "\\|") in text for c in study.summary["claims"])
+    assert main(["report", str(two_seeds), "--markdown"]) == 0

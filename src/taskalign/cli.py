@@ -104,6 +104,8 @@ def run_sweep_command(args) -> int:
 def _report_parser(sub) -> None:
     p = sub.add_parser("report", help="rebuild report.html from a finished study folder")
     p.add_argument("dir", type=Path)
+    p.add_argument("--markdown", action="store_true",
+                   help="print the results and claims as Markdown tables instead (report.html untouched)")
     p.set_defaults(func=run_report_command)
 
 
@@ -214,6 +216,12 @@ def run_phantom_command(args) -> int:
 
 
 def run_report_command(args) -> int:
+    if args.markdown:
+        from taskalign.report.load import load_study
+        from taskalign.report.markdown import markdown_summary
+
+        print(markdown_summary(load_study(args.dir)), end="")
+        return 0
     from taskalign.report import build_report
 
     print(build_report(args.dir))

@@ -1,0 +1,83 @@
+"""`taskalign report DIR --markdown`: a finished study's answer as Markdown, for a README, a
+paper's supplement or an issue, read from the same files as report.html (nothing recomputed but
+the means over seeds):
+
+- one row per (task, labelled-set size, encoder): the fine-tuned, scratch and specialised test
+  metric (mean over seeds, ± the half-width of the 95 % t interval over seeds when there are two
+  or more), fine-tuned − scratch paired per case (summary.json `paired_vs_scratch`: mean, 95 %
+  bootstrap interval, Wilcoxon p where the metric is per case), RPG, D2P with its saturation
+  (MMD² over its kernel ceiling) and the energy distance E2P;
+- the claims per labelled-set size with their verdicts and intervals (`answer.claim_interval`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from taskalign.report.answer import claim_interval
+from taskalign.report.cells import seed_stats
+from taskalign.report.load import StudyData
+
+CELL_HEADER = ("task", "metric", "labelled cases", "encoder", "fine-tuned", "scratch", "specialised",
+               "fine-tuned − scratch [95 % CI], p", "RPG %", "D2P (sat.)", "E2P")
+
+
+def _float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _stat(values: list[Any], fmt: str = ".3f") -> str:
+    s = seed_stats(_float(v) for v in values)
+    if not s.finite:
+        return "n/a"
+    return f"{s.mean:{fmt}}" + (f" ± {s.ci95:{fmt}}" if s.n >= 2 and math.isfinite(s.ci95) else "")
+
+
+def _paired(record: dict[str, Any] | None) -> str:
+    if record is None or not math.isfinite(_float(record.get("mean_difference"))):
+        return "n/a"
+    text = f"{record['mean_difference']:+.3f} [{_float(record.get('ci_low')):+.3f}, {_float(record.get('ci_high')):+.3f}]"
+    p = _float(record.get("p_value"))
+    return text + (f", p = {p:.2g}" if math.isfinite(p) else "")
+
+
+def _row(study: StudyData, task: str, n_train: int, encoder: str, paired: dict) -> list[str]:
+    rows = [r for r in study.rows if (r["task"], r["n_train"], r["encoder"]) == (task, n_train, encoder)]
+    column = lambda name: [r.get(name) for r in rows]   # noqa: E731
+    d2p = _stat(column("d2p"))
+    saturation = seed_stats(_float(v) for v in column("d2p_saturation"))
+    if saturation.finite:
+        d2p += f" ({saturation.mean:.2f})"
+    return [task, str(rows[0]["metric"]), str(n_train), encoder, _stat(column("value")),
+            _stat(column("scratch_value")), _stat(column("specialised_value")),
+            _paired(paired.get((encoder, task, n_train))), _stat(column("rpg"), ".1f"), d2p,
+            _stat(column("e2p"), ".3g")]
+
+
+def _table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[str]:
+    escape = lambda s: str(s).replace("|", "\\|")   # noqa: E731
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(escape(c) for c in row) + " |" for row in rows])
+
+
+def markdown_summary(study: StudyData) -> str:
+    """The two tables of the module docstring, with a one-line description of the study."""
+    paired = {(p["encoder"], p["task"], p.get("n_train")): p for p in study.summary.get("paired_vs_scratch") or []}
+    cells = [_row(study, task, n, encoder, paired) for task in study.tasks for n in study.regimes
+             for encoder in study.encoders
+             if any((r["task"], r["n_train"], r["encoder"]) == (task, n, encoder) for r in study.rows)]
+    seeds = len(study.seeds)
+    lines = [f"Study `{study.study_dir}`: preset {study.preset}, {seeds} seed(s), labelled-set sizes "
+             f"{', '.join(str(n) for n in study.regimes)}; metric means over seeds"
+             + (" ± the half-width of their 95 % t interval" if seeds > 1 else "") + ".", ""]
+    lines += _table(CELL_HEADER, cells)
+    claims = sorted(study.summary.get("claims") or [], key=lambda c: (-(c.get("n_train") or 0), c.get("claim", "")))
+    if claims:
+        lines += ["", "Claims per labelled-set size (summary.json; intervals as in report.html):", ""]
+        lines += _table(("labelled cases", "claim", "verdict", "evidence", "95 % interval"),
+                        [[str(c.get("n_train", "n/a")), c.get("claim", ""), c.get("verdict", ""),
+                          c.get("evidence", ""), claim_interval(study, c)] for c in claims])
+    return "\n".join(lines) + "\n"

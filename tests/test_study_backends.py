@@ -161,8 +161,8 @@ def test_longest_units_start_first_and_workers_follow_cores(monkeypatch):
              WorkUnit("specialised", task="segmentation", seed=0, n_train=8),
              WorkUnit("cell", encoder="a", task="segmentation", seed=0, n_train=8)]
     order = local.longest_first(units)
-    assert [(u.kind, u.task) for u in order] == [("cell", "segmentation"), ("specialised", "segmentation"),
-                                                 ("cell", "classification"), ("specialised", "classification")]
+    assert [(u.kind, u.task) for u in order] == [("cell", "classification"), ("cell", "segmentation"),
+                                                 ("specialised", "classification"), ("specialised", "segmentation")]
     monkeypatch.setattr(local, "usable_cpus", lambda: 8)
     assert local.default_workers(preset("quick")) == 8          # one thread per run
     assert local.default_workers(preset("smoke")) == 4          # two threads per run

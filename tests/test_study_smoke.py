@@ -113,3 +113,55 @@ def test_two_regimes_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["regimes"] == [4, 8] and [r["n_train"] for r in summary["by_regime"]] == [4, 8]
     assert {p["n_train"] for p in summary["paired_vs_scratch"]} == {4, 8}
+
+
+def test_early_checkpoints_rule():
+    from taskalign.study.cell import early_checkpoints
+    assert early_checkpoints(96, 8) == {"early_epoch1": 8}                     # quick: 10 % is the first epoch
+    assert early_checkpoints(12, 4) == {"early_epoch1": 4}                     # smoke
+    assert early_checkpoints(3000, 100) == {"early_epoch1": 100, "early_10pct": 300}   # paper
+    assert early_checkpoints(200, 10) == {"early_epoch1": 10, "early_10pct": 20}
+    assert early_checkpoints(5, 8) == {"early_epoch1": 5}                      # a run shorter than an epoch
+
+
+def test_early_features_are_measured_and_change_nothing(smoke_study, tmp_path, monkeypatch):
+    """Fine-tuned runs save features after the first epoch; alignment.json, results.csv and the
+    summary carry D2P / E2P there; and the run without them trains to the very same numbers."""
+    import torch
+    from taskalign.align.drift import layer_profile, reference_kernels
+    from taskalign.align.extract import load_probe_banks
+    from taskalign.study import cell as cell_module
+    from taskalign.study.alignment import _reference
+    from taskalign.study.units import StudyInputs, weights_path
+
+    cfg, out = smoke_study
+    ft = out / "cells" / "provicnet" / "segmentation" / "n8" / "seed0"
+    align = json.loads((ft / "alignment.json").read_text())
+    (early,) = align["early"]
+    assert early["state"] == "early_epoch1" and early["step"] == cfg.train.steps_per_epoch
+    assert not (out / "cells" / "provicnet-scratch" / "segmentation" / "n8" / "seed0" / "features"
+                / "early_epoch1.pt").exists()                                  # fine-tuned runs only
+    # D2P at the checkpoint: the same paired MMD² as the final D2P, on the same feature and kernel
+    data = StudyInputs(cfg).regime_data("segmentation", 8)
+    weights = weights_path(out, cfg, "provicnet")
+    ref = _reference(out, cfg, data, "provicnet", weights)
+    feature = align["feature"]
+    kernel = reference_kernels({feature: ref["pretrained"][feature]}, {feature: ref["random"][feature]})[feature]
+    a, b = load_probe_banks(ft, "early_epoch1")[feature], load_probe_banks(ft, "pretrained")[feature]
+    direct = layer_profile({feature: a}, {feature: b}, {feature: kernel}, permutations=0)[feature]
+    assert early["d2p"] == pytest.approx(direct.mmd2, rel=1e-9) and early["e2p"] == pytest.approx(direct.energy, rel=1e-9)
+    best_epoch = json.loads((ft / "metrics.json").read_text())["best_epoch"]   # "finetuned": the best epoch's weights
+    assert torch.equal(a, load_probe_banks(ft, "finetuned")[feature]) == (best_epoch == 1)
+    row = next(r for r in _rows(out) if (r["encoder"], r["task"]) == ("provicnet", "segmentation"))
+    assert float(row["d2p_epoch1"]) == pytest.approx(early["d2p"]) and math.isnan(float(row["d2p_10pct"]))
+    summary = json.loads((out / "summary.json").read_text())
+    early_corr = summary["early_prediction"]["correlations"]
+    assert {c["alignment"] for c in early_corr} == {"d2p_epoch1", "e2p_epoch1"}
+    assert {c["outcome"] for c in early_corr} == {"gain_over_scratch", "rpg", "d2p", "e2p"}
+    # the same fine-tuned run without early features: identical results
+    monkeypatch.setattr(cell_module, "early_checkpoints", lambda steps, per_epoch: {})
+    again = cell_module.run_vfm(tmp_path, cfg, data, "provicnet", 0, weights=weights)
+    first = json.loads((ft / "metrics.json").read_text())
+    assert again["value"] == first["value"] and again["metrics"] == first["metrics"]
+    assert not (tmp_path / "cells" / "provicnet" / "segmentation" / "n8" / "seed0" / "features"
+                / "early_epoch1.pt").exists()

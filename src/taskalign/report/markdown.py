@@ -7,7 +7,10 @@ the means over seeds):
   or more), fine-tuned − scratch paired per case (summary.json `paired_vs_scratch`: mean, 95 %
   bootstrap interval, Wilcoxon p where the metric is per case), RPG, D2P with its saturation
   (MMD² over its kernel ceiling) and the energy distance E2P;
-- the claims per labelled-set size with their verdicts and intervals (`answer.claim_interval`).
+- the claims per labelled-set size with their verdicts and intervals (`answer.claim_interval`);
+- the correlations of D2P / E2P with the outcomes (pooled over cells), and early prediction (D2P
+  and E2P at the early checkpoints against the final outcomes), each with n, Spearman ρ, its 95 %
+  interval with the cells resampled, and the permutation p.
 """
 from __future__ import annotations
 
@@ -80,4 +83,19 @@ def markdown_summary(study: StudyData) -> str:
         lines += _table(("labelled cases", "claim", "verdict", "evidence", "95 % interval"),
                         [[str(c.get("n_train", "n/a")), c.get("claim", ""), c.get("verdict", ""),
                           c.get("evidence", ""), claim_interval(study, c)] for c in claims])
+    for title, corr in (("Correlations over cells (summary.json correlations, D2P and E2P):",
+                         [c for c in study.summary.get("correlations") or [] if c.get("alignment") in ("d2p", "e2p")]),
+                        ("Early prediction (summary.json early_prediction):",
+                         (study.summary.get("early_prediction") or {}).get("correlations") or [])):
+        if corr:
+            lines += ["", title, ""]
+            lines += _table(("alignment", "outcome", "n", "Spearman ρ", "95 % CI (cells resampled)", "p"),
+                            [[c["alignment"], c["outcome"], str(c.get("n")), f"{_float(c.get('spearman')):+.2f}",
+                              _interval(c.get("spearman_ci_cells")), f"{_float(c.get('spearman_p')):.2g}"]
+                             for c in corr])
     return "\n".join(lines) + "\n"
+
+
+def _interval(ci: Any) -> str:
+    low, high = (_float(v) for v in (ci or [math.nan, math.nan]))
+    return f"[{low:+.2f}, {high:+.2f}]" if math.isfinite(low) and math.isfinite(high) else "n/a"

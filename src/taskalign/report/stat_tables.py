@@ -14,7 +14,21 @@ CORRELATION_HEADERS = ["alignment", "outcome", "n", "Spearman ρ", "ρ 95 % CI (
 def correlation_sections(summary: dict[str, Any]) -> str:
     """Pooled correlations, then one table per labelled-set size and per task, then within-task."""
     return (_pooled(summary) + _by_regime(summary.get("by_regime") or []) + _by_task(summary.get("by_task") or [])
-            + within_task_section(summary.get("within_task") or {}))
+            + within_task_section(summary.get("within_task") or {}) + early_section(summary.get("early_prediction")))
+
+
+def early_section(early: dict[str, Any] | None) -> str:
+    """Early prediction: D2P / E2P at the early checkpoints against the final outcomes."""
+    head = ("<h3 id='early'>Early prediction: D2P early in fine-tuning against the final outcome</h3>\n"
+            "<p class='small'>Could a user stop a bad fine-tuning early? D2P and energy distance (E2P) of the "
+            "fine-tuned encoder at an early checkpoint (suffix _epoch1: after the first epoch; _10pct: at the epoch "
+            "nearest 10 % of the steps) against the final pretraining gain (fine-tuned − scratch), RPG and the final "
+            "D2P / E2P; cells, seeds and intervals as above (summary.json early_prediction). "
+            + _e((early or {}).get("note", "")) + "</p>\n")
+    corr = (early or {}).get("correlations") or []
+    if not corr:
+        return head + "<p>No early checkpoints in this study.</p>"
+    return head + _table("correlations-early", CORRELATION_HEADERS, correlation_rows(corr), left=(0, 1))
 
 
 def correlation_rows(corr: list[dict[str, Any]], prefix: list[Any] | None = None) -> list[list[Any]]:

@@ -18,6 +18,11 @@ same sequences as the task.
 
 Each D2x record: mmd2, p_value, n, p_value_method, saturation (MMD² over its ceiling), saturated
 (saturation >= align.drift.SATURATED) and energy (the paired energy distance, no bandwidth).
+
+"early": D2P and energy distance of the fine-tuned run's early checkpoints (`cell.early_checkpoints`:
+after the first epoch, and near 10 % of the steps) against the pretrained state, on the primary
+feature with its reference kernel: [{"state", "step", "d2p", "saturation", "e2p"}]; [] for runs
+saved without early features.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from taskalign.align.drift import (DRIFT_NAMES, REFERENCE_SCALES, DriftResult, d
                                    reference_kernels)
 from taskalign.align.extract import load_probe_banks, probe_features, save_probe_banks
 from taskalign.align.head_features import HEAD_READS, POOLED, head_bank
-from taskalign.study.cell import TaskData, derive_seed, run_dir
+from taskalign.study.cell import TaskData, derive_seed, early_checkpoints, run_dir
 from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import load_encoder, weights_dir
 
@@ -100,6 +105,21 @@ def _layers(banks: dict[str, dict[str, torch.Tensor]], kernels) -> list[dict]:
             for name, res in profile.items()]
 
 
+def _early(ft_dir: Path, banks: dict[str, dict[str, torch.Tensor]], feature: str, kernel, steps: dict[str, int]
+           ) -> list[dict]:
+    """The "early" list of alignment.json (module docstring)."""
+    out = []
+    for state, step in steps.items():
+        early = load_probe_banks(ft_dir, state)
+        if early is None or feature not in early:
+            continue
+        res = layer_profile({feature: early[feature]}, {feature: banks["pretrained"][feature]}, {feature: kernel},
+                            permutations=0)[feature]
+        out.append({"state": state, "step": step, "d2p": float(res.mmd2), "saturation": res.saturation,
+                    "e2p": res.energy})
+    return out
+
+
 def align_cell(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str, seed: int,
                weights: Path) -> dict:
     """alignment.json of one (encoder, task, seed) cell (module docstring); a cell that has one
@@ -127,6 +147,8 @@ def align_cell(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: 
               else "pooled (the runs saved no stage features)",
               **_feature_record(profiles, "head", kernels[primary]),
               "pooled": _feature_record(profiles, "pooled", kernels[POOLED]),
-              "layers": _layers(banks, {n: k for n, k in kernels.items() if n != POOLED})}
+              "layers": _layers(banks, {n: k for n, k in kernels.items() if n != POOLED}),
+              "early": _early(ft_dir, banks, primary, kernels[primary],
+                              early_checkpoints(cfg.train.steps, cfg.train.steps_per_epoch))}
     io.write_json(out, record)
     return record

@@ -5,6 +5,12 @@ A cell trains the encoder's architecture twice on the task, from the pretrained 
 then it measures how far the fine-tuned features moved (D2P, D2R, D2S, CKA) on the task's probe
 (test) cases. The task's specialised model is its own run, shared by the encoders' cells.
 Each run writes `metrics.json` last: a run with that file is finished and never recomputed.
+
+A fine-tuned run also saves the probe features at its early checkpoints (`early_checkpoints`):
+after the first epoch, and at the epoch nearest 10 % of the steps when that is a later epoch, so
+that D2P early in fine-tuning can be set against the final gain (can a user stop a bad
+fine-tuning early?). Saving them runs the encoder in eval mode under no_grad and draws no random
+numbers, so the run's training is the same with or without them.
 """
 from __future__ import annotations
 
@@ -50,6 +56,32 @@ def run_dir(study_dir: Path, model: str, task: str, n_train: int, seed: int) -> 
 
 def is_done(path: Path) -> bool:
     return (path / "metrics.json").exists()
+
+
+EARLY_FRACTION = 0.1
+
+
+def early_checkpoints(steps: int, steps_per_epoch: int) -> dict[str, int]:
+    """{state name: step count} of the early probe features: "early_epoch1" after the first
+    epoch; "early_10pct" at the validation point (epoch end) nearest 10 % of the steps, left out
+    when that is the first epoch (quick: 96 steps of 8 per epoch, so only the first)."""
+    first = min(steps_per_epoch, steps)
+    out = {"early_epoch1": first}
+    nearest = max(1, round(EARLY_FRACTION * steps / steps_per_epoch)) * steps_per_epoch
+    if first < nearest < steps:
+        out["early_10pct"] = nearest
+    return out
+
+
+def _early_saver(out: Path, model: TaskModel, inputs: list[np.ndarray], checkpoints: dict[str, int]):
+    """fit's `on_step` hook: at each checkpoint's step, save the encoder's probe features."""
+    by_step = {step: name for name, step in checkpoints.items()}
+
+    def on_step(step: int) -> None:
+        name = by_step.get(step + 1)
+        if name is not None:
+            save_probe_features(out, name, model.encoder, inputs)   # eval mode, no_grad (align.extract)
+    return on_step
 
 
 def _prepare(preprocess, samples: list[Sample]) -> list[np.ndarray]:
@@ -137,8 +169,11 @@ def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str
     start_state = "pretrained" if weights is not None else "random"
     save_probe_features(_fresh(out), start_state, model.encoder, test[0])
     model.calibrate(train[0])   # heads that standardise by the start features' statistics
+    on_step = None
+    if weights is not None:
+        on_step = _early_saver(out, model, test[0], early_checkpoints(cfg.train.steps, cfg.train.steps_per_epoch))
     result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
-                 groups, curve_path=out / "curve.jsonl")
+                 groups, curve_path=out / "curve.jsonl", on_step=on_step)
     end_state = "finetuned" if weights is not None else "scratch"
     save_probe_features(out, end_state, model.encoder, test[0])
     io.save_weights(out / "best.safetensors", model.state_dict())

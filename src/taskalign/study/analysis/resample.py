@@ -8,8 +8,8 @@ against its seed mean of an outcome. One bootstrap replicate
      the draw is shared by every model of that task and seed (the comparisons stay paired);
   3. recomputes from the stored per-case results and probe features, for each cell and drawn
      seed: the fine-tuned, scratch and specialised test metrics (so RPG and the gain over
-     scratch), and D2P, D2R, D2S (on the feature alignment.json names, the one the task's head
-     reads);
+     scratch), D2P, D2R, D2S and their energy distances E2P, E2R, E2S, and D2P / E2P of the
+     early checkpoints (on the feature alignment.json names, the one the task's head reads);
   4. averages each cell over its drawn seeds and recomputes Spearman ρ and Pearson r.
 
 Convergence epochs and CKA come from the validation curves / whole probe set, so only step 1
@@ -20,7 +20,8 @@ h_ij = k(x_i,x_j) + k(y_i,y_j) − k(x_i,y_j) − k(x_j,y_i)) is
 Σ_{i≠j} w_i w_j h_ij / Σ_{i≠j} w_i w_j over distinct cases: a case drawn twice is not paired
 with itself (that term, 2 − 2k(x_i, y_i), would bias the estimate upwards). With every weight 1
 each formula is the study's own estimate (MMD² up to the study's float32 rounding, ~1e-5
-relative). A cell whose files lack per-case values or features is resampled over seeds only.
+relative). The paired energy distance is the same U-statistic with the kernel −‖a − b‖
+(`taskalign.align.energy`), so it is resampled by the same formula. A cell whose files lack per-case values or features is resampled over seeds only.
 """
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ from taskalign.study.cell import run_dir
 from taskalign.study.analysis.outcomes import relative_gain
 
 CASE_METRICS = ("d2p", "d2r", "d2s")
-DRIFT_STATES = {"d2p": ("finetuned", "pretrained"), "d2r": ("finetuned", "random"), "d2s": ("finetuned", "scratch")}
+DRIFT_STATES = {"d2p": ("finetuned", "pretrained"), "d2r": ("finetuned", "random"), "d2s": ("finetuned", "scratch"),
+                "d2p_epoch1": ("early_epoch1", "pretrained"), "d2p_10pct": ("early_10pct", "pretrained")}
+ENERGY_OF = {"e" + name[1:]: name for name in DRIFT_STATES}    # e2p -> d2p, e2p_epoch1 -> d2p_epoch1, ...
+EARLY_STATES = ("early_epoch1", "early_10pct")                 # optional: runs written before them lack them
 
 
 @dataclass
@@ -96,7 +100,12 @@ def weighted_auroc(labels: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.
         return np.einsum("bi,ij,bj->b", wp, wins, wn) / (wp.sum(1) * wn.sum(1))
 
 
-def paired_h(x: torch.Tensor, y: torch.Tensor, kernel: Kernel) -> np.ndarray:
+def negative_distance(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """k(a, b) = −‖a − b‖: the kernel that makes paired MMD² the paired energy distance."""
+    return -torch.cdist(a, a if b is None else b)
+
+
+def paired_h(x: torch.Tensor, y: torch.Tensor, kernel) -> np.ndarray:
     """(n, n) h_ij of the paired U-statistic with a zero diagonal (module docstring)."""
     x, y = x.double(), y.double()
     kxx, kyy, kxy = kernel(x).numpy(), kernel(y).numpy(), kernel(x, y).numpy()
@@ -149,7 +158,12 @@ def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
     banks = {state: load_probe_banks(d, state) for d, names in states for state in names}
     if math.isfinite(sigma) and sigma > 0 and all(b is not None and feature in b for b in banks.values()):
         kernel = Kernel("rbf", tuple(sc * sigma for sc in REFERENCE_SCALES), "reference kernel (bootstrap)")
-        feats = {state: b[feature] for state, b in banks.items()}    # the feature D2x was measured on
-        if all(f.shape[0] == len(cell.case_ids) for f in feats.values()):
-            cell.h = {name: paired_h(feats[a], feats[b], kernel) for name, (a, b) in DRIFT_STATES.items()}
+        early = {state: load_probe_banks(ft_dir, state) for state in EARLY_STATES}
+        feats = {state: b[feature] for state, b in {**banks, **early}.items()   # the feature D2x was measured on
+                 if b is not None and feature in b and b[feature].shape[0] == len(cell.case_ids)}
+        if all(state in feats for state in banks):
+            cell.h = {name: paired_h(feats[a], feats[b], kernel) for name, (a, b) in DRIFT_STATES.items()
+                      if a in feats and b in feats}
+            cell.h.update({e: paired_h(feats[a].double(), feats[b].double(), negative_distance)
+                           for e, d in ENERGY_OF.items() if d in cell.h for a, b in [DRIFT_STATES[d]]})
     return cell

@@ -25,8 +25,11 @@ COLUMNS = [
     "d2p_pooled", "d2r_pooled", "d2s_pooled", "d2p_pooled_saturation", "d2r_pooled_saturation",
     "d2s_pooled_saturation", "d2p_pooled_saturated", "d2r_pooled_saturated", "d2s_pooled_saturated",
     "e2p_pooled", "e2r_pooled", "e2s_pooled", "cka_pretrained_pooled", "sigma_ref_pooled",
+    # added with early prediction (alignment.json "early"); NaN / False for older folders
+    "d2p_epoch1", "d2p_epoch1_saturated", "e2p_epoch1", "d2p_10pct", "d2p_10pct_saturated", "e2p_10pct",
 ]
 DRIFTS = ("d2p", "d2r", "d2s")
+EARLY = {"early_epoch1": "epoch1", "early_10pct": "10pct"}   # alignment.json state -> column suffix
 
 
 def read_curve(path: Path) -> list[float]:
@@ -73,7 +76,22 @@ def cell_row(study_dir: Path, encoder: str, task: str, n_train: int, seed: int) 
         **drift_columns(align, ""), **drift_columns(align.get("pooled", {}), "_pooled"),
         "cka_pretrained_pooled": _number(align.get("pooled", {}).get("cka", {}).get("pretrained")),
         "sigma_ref_pooled": _number(align.get("pooled", {}).get("sigma_ref")),
+        **early_columns(align.get("early", [])),
     }
+
+
+def early_columns(early: list[dict[str, Any]]) -> dict[str, Any]:
+    """d2p_<checkpoint>, its saturated flag and e2p_<checkpoint> for each early checkpoint of
+    alignment.json; NaN / False where the run saved none."""
+    by_state = {e["state"]: e for e in early}
+    out: dict[str, Any] = {}
+    for state, suffix in EARLY.items():
+        record = by_state.get(state, {})
+        sat = _number(record.get("saturation"))
+        out[f"d2p_{suffix}"] = _number(record.get("d2p"))
+        out[f"d2p_{suffix}_saturated"] = bool(math.isfinite(sat) and sat >= SATURATED)
+        out[f"e2p_{suffix}"] = _number(record.get("e2p"))
+    return out
 
 
 def _number(value: Any) -> float:

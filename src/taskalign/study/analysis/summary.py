@@ -17,8 +17,10 @@ from taskalign.study.config import StudyConfig
 from taskalign.study.pretrain_stage import foundation_status
 from taskalign.study.analysis.results import cell_row, saturation_note, write_results
 
-ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained")
+ALIGNMENT = ("d2p", "d2r", "d2s", "d2p_d2r_ratio", "cka_pretrained", "e2p")
 OUTCOMES = ("rpg", "gain_over_scratch", "convergence_epoch")
+EARLY_ALIGNMENT = ("d2p_epoch1", "e2p_epoch1", "d2p_10pct", "e2p_10pct")
+EARLY_OUTCOMES = ("gain_over_scratch", "rpg", "d2p", "e2p")
 RESTORATION = ("distortion_correction", "super_resolution")
 SEMANTIC = ("segmentation", "classification")
 
@@ -31,6 +33,19 @@ def correlations(rows: list[dict[str, Any]], seed: int, study_dir: Path | None =
     from taskalign.study.analysis.correlate import cell_correlations
     return cell_correlations(Path(study_dir) if study_dir else Path("/nonexistent"), rows, ALIGNMENT, OUTCOMES,
                              seed, bootstrap=bootstrap)
+
+
+def early_prediction(rows: list[dict[str, Any]], seed: int, study_dir: Path) -> dict[str, Any]:
+    """Can a user stop a bad fine-tuning early? D2P and energy distance at the early checkpoints
+    (`cell.early_checkpoints`) against the final gain, RPG and the final D2P / E2P, over the
+    cells, with the intervals of `correlations`; checkpoints no run saved are left out."""
+    from taskalign.study.analysis.correlate import cell_correlations
+    present = [a for a in EARLY_ALIGNMENT if any(math.isfinite(float(r.get(a, math.nan))) for r in rows)]
+    note = ("early checkpoints: after the first epoch, and at the epoch nearest 10 % of the steps when that is "
+            "later (the features of the test cases at that step against the pretrained state)")
+    if not present:
+        return {"correlations": [], "note": "no run saved early features (runs written before early prediction)"}
+    return {"correlations": cell_correlations(study_dir, rows, present, EARLY_OUTCOMES, seed), "note": note}
 
 
 def _mean_by(rows, key_fn, field):
@@ -156,6 +171,7 @@ def finish_study(out: Path, cfg: StudyConfig, excluded, skipped, timing, referen
                "paired_vs_specialised": paired_vs_specialised(out, rows, seed=cfg.study_seed),
                "paired_vs_scratch": paired_vs_scratch(out, rows, seed=cfg.study_seed),
                "correlations": corrs, "by_regime": regimes, "by_task": by_task(rows, cfg, out),
+               "early_prediction": early_prediction(rows, cfg.study_seed, out),
                # the headline view: the largest regime's within-task test and claims
                "within_task": regimes[-1]["within_task"] if regimes else within_task([]),
                "claims": [{**c, "n_train": r["n_train"]} for r in regimes for c in r["claims"]],

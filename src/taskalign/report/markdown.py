@@ -2,6 +2,8 @@
 paper's supplement or an issue, read from the same files as report.html (nothing recomputed but
 the means over seeds):
 
+- the pretraining gain (fine-tuned − scratch, in the task's metric) per task and encoder, a column
+  per labelled-set size: the mean over seeds ± the half-width of its 95 % t interval over seeds;
 - one row per (task, labelled-set size, encoder): the fine-tuned, scratch and specialised test
   metric (mean over seeds, ± the half-width of the 95 % t interval over seeds when there are two
   or more), fine-tuned − scratch paired per case (summary.json `paired_vs_scratch`: mean, 95 %
@@ -36,7 +38,7 @@ def _stat(values: list[Any], fmt: str = ".3f") -> str:
     s = seed_stats(_float(v) for v in values)
     if not s.finite:
         return "n/a"
-    return f"{s.mean:{fmt}}" + (f" ± {s.ci95:{fmt}}" if s.n >= 2 and math.isfinite(s.ci95) else "")
+    return f"{s.mean:{fmt}}" + (f" ± {s.ci95:{fmt.lstrip('+')}}" if s.n >= 2 and math.isfinite(s.ci95) else "")
 
 
 def _paired(record: dict[str, Any] | None) -> str:
@@ -76,6 +78,14 @@ def markdown_summary(study: StudyData) -> str:
     lines = [f"Study `{study.study_dir}`: preset {study.preset}, {seeds} seed(s), labelled-set sizes "
              f"{', '.join(str(n) for n in study.regimes)}; metric means over seeds"
              + (" ± the half-width of their 95 % t interval" if seeds > 1 else "") + ".", ""]
+    sizes = study.regimes
+    gains = [[task, encoder] + [_stat([r["gain_over_scratch"] for r in study.rows
+                                       if (r["task"], r["n_train"], r["encoder"]) == (task, n, encoder)], "+.3f")
+                                for n in sizes]
+             for task in study.tasks for encoder in study.encoders]
+    lines += ["Pretraining gain, fine-tuned − scratch (task metric; mean over seeds"
+              + (" ± 95 % t half-width" if seeds > 1 else "") + "):", ""]
+    lines += _table(["task", "encoder"] + [f"{n} labelled" for n in sizes], gains) + [""]
     lines += _table(CELL_HEADER, cells)
     claims = sorted(study.summary.get("claims") or [], key=lambda c: (-(c.get("n_train") or 0), c.get("claim", "")))
     if claims:

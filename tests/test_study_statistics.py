@@ -94,6 +94,16 @@ def test_weighted_paired_mmd2_is_the_u_statistic_over_distinct_cases():
                                                           if p != q and i != j), rel=1e-10)
 
 
+def test_resampled_energy_distance_is_the_study_estimate():
+    """Unit weights give `energy_distance` (features far from the origin, as real ones can be)."""
+    from taskalign.align.energy import energy_distance
+    from taskalign.study.analysis.resample import paired_energy_h
+    x = torch.randn(20, 6, dtype=torch.float32) + 100.0
+    y = x + 0.3 * torch.randn(20, 6)
+    h = paired_energy_h(x, y)
+    assert weighted_paired_mmd2(h, np.ones((1, 20)))[0] == pytest.approx(energy_distance(x, y), rel=1e-9)
+
+
 def _rows(n_cells=6, seeds=(0, 1, 2)):
     rows = []
     for c in range(n_cells):

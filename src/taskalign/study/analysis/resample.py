@@ -36,8 +36,9 @@ import torch
 
 from taskalign.align.drift import REFERENCE_SCALES
 from taskalign.align.extract import load_probe_banks
+from taskalign.align.features import centred_pool
 from taskalign.align.head_features import POOLED
-from taskalign.align.kernels import Kernel
+from taskalign.align.kernels import Kernel, squared_distances
 from taskalign import io
 from taskalign.study.cell import run_dir
 from taskalign.study.analysis.outcomes import relative_gain
@@ -102,7 +103,14 @@ def weighted_auroc(labels: np.ndarray, scores: np.ndarray, w: np.ndarray) -> np.
 
 def negative_distance(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """k(a, b) = −‖a − b‖: the kernel that makes paired MMD² the paired energy distance."""
-    return -torch.cdist(a, a if b is None else b)
+    return -squared_distances(a, b).sqrt_()    # the distances of `taskalign.align.energy`
+
+
+def paired_energy_h(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """`paired_h` of the paired energy distance, in float64 on the pooled sample centred at its
+    mean (as `taskalign.align.energy.energy_distance`: unit weights give its value)."""
+    z = centred_pool(x.double(), y.double())
+    return paired_h(z[:x.shape[0]], z[x.shape[0]:], negative_distance)
 
 
 def paired_h(x: torch.Tensor, y: torch.Tensor, kernel) -> np.ndarray:
@@ -164,6 +172,6 @@ def load_seed_cell(study_dir: Path, row: dict[str, Any]) -> SeedCell:
         if all(state in feats for state in banks):
             cell.h = {name: paired_h(feats[a], feats[b], kernel) for name, (a, b) in DRIFT_STATES.items()
                       if a in feats and b in feats}
-            cell.h.update({e: paired_h(feats[a].double(), feats[b].double(), negative_distance)
+            cell.h.update({e: paired_energy_h(feats[a], feats[b])
                            for e, d in ENERGY_OF.items() if d in cell.h for a, b in [DRIFT_STATES[d]]})
     return cell

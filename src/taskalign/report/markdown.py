@@ -17,6 +17,7 @@ the means over seeds):
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from typing import Any
 
 from taskalign.report.answer import claim_interval
@@ -49,8 +50,8 @@ def _paired(record: dict[str, Any] | None) -> str:
     return text + (f", p = {p:.2g}" if math.isfinite(p) else "")
 
 
-def _row(study: StudyData, task: str, n_train: int, encoder: str, paired: dict) -> list[str]:
-    rows = [r for r in study.rows if (r["task"], r["n_train"], r["encoder"]) == (task, n_train, encoder)]
+def _row(rows: list[dict[str, Any]], task: str, n_train: int, encoder: str, paired: dict) -> list[str]:
+    """The per-cell table's row of one (task, size, encoder); `rows` are its seeds' result rows."""
     column = lambda name: [r.get(name) for r in rows]   # noqa: E731
     d2p = _stat(column("d2p"))
     saturation = seed_stats(_float(v) for v in column("d2p_saturation"))
@@ -71,16 +72,17 @@ def _table(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> list[s
 def markdown_summary(study: StudyData) -> str:
     """The two tables of the module docstring, with a one-line description of the study."""
     paired = {(p["encoder"], p["task"], p.get("n_train")): p for p in study.summary.get("paired_vs_scratch") or []}
-    cells = [_row(study, task, n, encoder, paired) for task in study.tasks for n in study.regimes
-             for encoder in study.encoders
-             if any((r["task"], r["n_train"], r["encoder"]) == (task, n, encoder) for r in study.rows)]
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)   # (task, size, encoder) -> its seeds' rows
+    for r in study.rows:
+        groups[(r["task"], r["n_train"], r["encoder"])].append(r)
+    cells = [_row(groups[key], *key, paired) for key in
+             ((t, n, e) for t in study.tasks for n in study.regimes for e in study.encoders) if key in groups]
     seeds = len(study.seeds)
     lines = [f"Study `{study.study_dir}`: preset {study.preset}, {seeds} seed(s), labelled-set sizes "
              f"{', '.join(str(n) for n in study.regimes)}; metric means over seeds"
              + (" ± the half-width of their 95 % t interval" if seeds > 1 else "") + ".", ""]
     sizes = study.regimes
-    gains = [[task, encoder] + [_stat([r["gain_over_scratch"] for r in study.rows
-                                       if (r["task"], r["n_train"], r["encoder"]) == (task, n, encoder)], "+.3f")
+    gains = [[task, encoder] + [_stat([r["gain_over_scratch"] for r in groups[(task, n, encoder)]], "+.3f")
                                 for n in sizes]
              for task in study.tasks for encoder in study.encoders]
     lines += ["Pretraining gain, fine-tuned − scratch (task metric; mean over seeds"

@@ -111,6 +111,7 @@ def _report_parser(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from taskalign.advise.cli import add_advise_parser
+    from taskalign.experiments.transfer_matrix.cli import add_experiment_parser
     from taskalign.align.cli import add_mmd_parser
     from taskalign.data.real.cli import add_parsers as add_real_data_parsers
     from taskalign.pretrain.cli import add_pretrain_parser
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pretrain_parser(sub)
     add_probe_parser(sub)
     add_advise_parser(sub)
+    add_experiment_parser(sub)
     return parser
 
 

@@ -121,15 +121,17 @@ def _early(ft_dir: Path, banks: dict[str, dict[str, torch.Tensor]], feature: str
 
 
 def align_cell(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str, seed: int,
-               weights: Path) -> dict:
+               weights: Path, scratch_dir: Path | None = None) -> dict:
     """alignment.json of one (encoder, task, seed) cell (module docstring); a cell that has one
-    is never recomputed."""
+    is never recomputed. `scratch_dir`: the scratch run's folder when it lies outside
+    `study_dir` (the transfer matrix shares one scratch run among its sources)."""
     task = data.task
     ft_dir = run_dir(study_dir, encoder_name, task.name, len(data.train), seed)
     out = ft_dir / "alignment.json"
     if out.exists():
         return io.read_json(out)
-    banks = _cell_banks(ft_dir, run_dir(study_dir, f"{encoder_name}-scratch", task.name, len(data.train), seed))
+    banks = _cell_banks(ft_dir, scratch_dir or run_dir(study_dir, f"{encoder_name}-scratch", task.name,
+                                                         len(data.train), seed))
     reference = _reference(study_dir, cfg, data, encoder_name, weights)
     shared = [n for n in banks["finetuned"] if all(n in b for b in (*banks.values(), *reference.values()))]
     kernels = reference_kernels({n: reference["pretrained"][n] for n in shared},

@@ -89,7 +89,7 @@ def _prepare(preprocess, samples: list[Sample]) -> list[np.ndarray]:
             for s in samples]
 
 
-def _splits(preprocess, data: TaskData):
+def prepared_splits(preprocess, data: TaskData):
     return tuple((_prepare(preprocess, split), split) for split in (data.train, data.val, data.test))
 
 
@@ -126,7 +126,7 @@ def run_specialised(study_dir: Path, cfg: StudyConfig, data: TaskData, seed: int
     groups = model.parameter_groups(lr, lr, cfg.train.weight_decay)
     for g in groups:
         g["base_lr"] = g["lr"]
-    train, val, test = _splits(specialised_preprocess, data)
+    train, val, test = prepared_splits(specialised_preprocess, data)
     result = fit(model, task, train, val, test, cfg.train, derive_seed(cfg.study_seed, task.name, seed),
                  groups, curve_path=_fresh(out) / "curve.jsonl")
     return _save_run(out, "specialised", data, seed, result, {"lr": {"all": lr}})
@@ -137,7 +137,7 @@ def _fresh(out: Path) -> Path:
     return out
 
 
-def _build_vfm(encoder_name: str, cfg: StudyConfig, data: TaskData, weights: Path | None, init_seed: int):
+def build_vfm(encoder_name: str, cfg: StudyConfig, data: TaskData, weights: Path | None, init_seed: int):
     task = data.task
     torch.manual_seed(init_seed)
     encoder = load_encoder(encoder_name, cfg, task.input_sequences, weights)
@@ -159,13 +159,13 @@ def run_vfm(study_dir: Path, cfg: StudyConfig, data: TaskData, encoder_name: str
     if is_done(out):
         return io.read_json(out / "metrics.json")
     init_seed = derive_seed(cfg.study_seed, encoder_name, task.name, seed)
-    model = _build_vfm(encoder_name, cfg, data, weights, init_seed)
+    model = build_vfm(encoder_name, cfg, data, weights, init_seed)
     family = model.encoder.family or encoder_name
     enc_lr, head_lr = cfg.train.lr_for(family, pretrained=weights is not None)
     groups = model.parameter_groups(enc_lr, head_lr, cfg.train.weight_decay)
     for g in groups:
         g["base_lr"] = g["lr"]
-    train, val, test = _splits(model.encoder.preprocess, data)
+    train, val, test = prepared_splits(model.encoder.preprocess, data)
     start_state = "pretrained" if weights is not None else "random"
     save_probe_features(_fresh(out), start_state, model.encoder, test[0])
     model.calibrate(train[0])   # heads that standardise by the start features' statistics

@@ -57,7 +57,7 @@ def longest_first(units: list[WorkUnit]) -> list[WorkUnit]:
     (one run), plan order otherwise. (Putting case-level tasks last made the quick study's tail
     one ProViCNet classification cell, 110 s on one worker: slice-wise encoders see every slice
     there.)"""
-    return sorted(units, key=lambda u: u.kind != "cell")
+    return sorted(units, key=lambda u: u.kind not in ("cell", "finetune"))
 
 
 _WORKER_INPUTS: dict[tuple[str, str], StudyInputs] = {}
@@ -85,28 +85,33 @@ class LocalBackend:
 
     def run(self, stages: list[list[WorkUnit]], study_dir: Path, cfg: StudyConfig, inputs: StudyInputs,
             add_seconds: Callable[[dict[str, float]], None], log: Callable[[str], None],
-            progress: Progress | None) -> None:
-        """Run every unfinished unit, stage after stage (module docstring)."""
+            progress: Progress | None, execute: Callable = execute_unit, worker: Callable = run_in_worker,
+            first_stage_here: bool = True) -> None:
+        """Run every unfinished unit, stage after stage (module docstring). `execute(unit, folder,
+        cfg, inputs, log)` runs a unit here; `worker(unit as dict, folder, cfg.to_dict())` in a
+        worker process (module-level, so spawned workers import it): the study's by default, the
+        transfer matrix's for `taskalign experiment transfer-matrix`. `first_stage_here`: the
+        first stage (the study's pretraining) runs in this process, not in the pool."""
         counts = dict(zip(("done", "total"), count_done(stages, study_dir, cfg)))
         for i, stage in enumerate(stages):
             todo = [u for u in stage if not u.done(study_dir, cfg)]
-            if self.workers > 1 and i > 0 and len(todo) > 1:
-                self._run_pool(todo, study_dir, cfg, add_seconds, log, progress, counts)
+            if self.workers > 1 and (i > 0 or not first_stage_here) and len(todo) > 1:
+                self._run_pool(todo, study_dir, cfg, add_seconds, log, progress, counts, worker)
                 continue
             for unit in todo:
                 if progress:
                     progress(unit.name, counts["done"], counts["total"])
-                add_seconds(execute_unit(unit, study_dir, cfg, inputs, log=log))
+                add_seconds(execute(unit, study_dir, cfg, inputs, log=log))
                 counts["done"] += 1
         if progress:
             progress("done", counts["done"], counts["total"])
 
-    def _run_pool(self, units, study_dir, cfg, add_seconds, log, progress, counts) -> None:
+    def _run_pool(self, units, study_dir, cfg, add_seconds, log, progress, counts, worker=run_in_worker) -> None:
         cfg_dict, failures = cfg.to_dict(), []
         n = min(self.workers, len(units))
         log(f"local: {n} worker processes, {cfg.train.threads} thread(s) each")
         with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending = {pool.submit(run_in_worker, dataclasses.asdict(u), str(study_dir), cfg_dict): u
+            pending = {pool.submit(worker, dataclasses.asdict(u), str(study_dir), cfg_dict): u
                        for u in longest_first(units)}
             try:
                 while pending:

@@ -220,6 +220,7 @@ def test_advise_regression_task_has_no_h_score(capsys):
 
 def test_advise_falls_back_to_random_init_without_shipped_weights(monkeypatch, capsys):
     monkeypatch.setattr("taskalign.pretrain.card.shipped_weights", lambda name, size: None)
+    monkeypatch.setattr("taskalign.advise.trust.SHIPPED_TRUST", Path("/nonexistent/trust.json"))
     assert main(["advise", "--preset", "smoke", "--bootstrap", "0", "--task", "classification", "--cases", "6",
                  "--encoders", "profound_conv"]) == 0
     text = capsys.readouterr().out
@@ -248,3 +249,21 @@ def test_advise_refuses_bad_candidates_in_one_line(encoders, match, capsys):
     assert main(["advise", "--preset", "smoke", "--task", "classification", "--encoders", *encoders]) == 2
     err = capsys.readouterr().err
     assert err.startswith("taskalign: error: ") and match in err and err.count("\n") == 1
+
+
+def test_advise_shows_the_trust_measured_on_a_transfer_matrix(tmp_path, capsys):
+    records = [{"encoder": "provicnet", "target": "classification", "estimator": "logme", "n_sources": 10,
+                "rho": 0.42, "p_value": 0.2, "ci_low": -0.3, "ci_high": 0.9},
+               {"encoder": "provicnet", "target": "segmentation", "estimator": "logme", "n_sources": 10,
+                "rho": -0.5, "p_value": 0.1, "ci_low": -0.9, "ci_high": 0.2}]
+    (tmp_path / "advise_trust.json").write_text(json.dumps(
+        {"matrix": str(tmp_path), "preset": "quick", "n_train": 16, "sources": [], "records": records}))
+    out = _advise_json(capsys, "--task", "classification", "--cases", "6", "--encoders", "profound_conv=random",
+                       "--trust", str(tmp_path))
+    logme_info = out["estimators"]["logme"]
+    assert logme_info["rank_correlation_with_finetuned_gain"] == [records[0]]
+    assert "rho +0.42 [-0.30, +0.90]" in logme_info["rank_correlation_note"]
+    assert out["estimators"]["knn"]["rank_correlation_note"].startswith("not measured for classification")
+    with pytest.raises(ValueError, match="advise_trust.json"):
+        from taskalign.advise.trust import load_trust
+        load_trust(tmp_path / "missing")

@@ -257,3 +257,19 @@ def test_plan_shares_the_specialised_unit_and_backend_names():
         create_backend("local", address="127.0.0.1:6379")
     with pytest.raises(ValueError, match="only for --backend local"):
         create_backend("ray", workers=2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_ray_backend_runs_the_transfer_matrix_as_locally(ray_head, tmp_path):
+    from taskalign.experiments.transfer_matrix import matrix_preset, run_matrix
+
+    mcfg = matrix_preset("smoke", targets=("super_resolution",))
+    run_matrix(tmp_path / "local", mcfg, workers=1, log=lambda m: None)
+    run_matrix(tmp_path / "ray", mcfg, backend="ray", address=ray_head, log=lambda m: None)
+    _same_table(tmp_path / "ray" / "matrix.csv", tmp_path / "local" / "matrix.csv")
+    local_files = {p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*")
+                   if p.is_file() and p.suffix != ".lock" and p.name != "timing.json"}
+    ray_files = {p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*")
+                 if p.is_file() and p.suffix != ".lock" and p.name != "timing.json"}
+    assert ray_files == local_files

@@ -9,7 +9,7 @@ data alone (no fine-tuning), with every estimator of `scoring.py` and its interv
     result["ranking"]["logme"]          # candidate labels, best first
 
 How far to trust each estimator is its rank correlation with the fine-tuned gain over the
-transfer matrix (issue 13 item 1); until that matrix exists the result says "not measured".
+sources of a transfer matrix; `trust.apply_trust` adds it to a result (the CLI does).
 """
 from __future__ import annotations
 

@@ -29,6 +29,9 @@ def add_advise_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cases", type=int, help="use only the first N target cases")
     p.add_argument("--bootstrap", type=int, default=200, help="resamples of cases for the intervals (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cell choice and the resamples")
+    p.add_argument("--trust", type=Path, metavar="DIR",
+                   help="transfer-matrix folder whose measured rank correlations to show (default: the shipped "
+                        "quick matrix's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_advise)
     return p
@@ -47,16 +50,18 @@ def run_advise(args: argparse.Namespace) -> int:
     from taskalign.advise.advise import advise
     from taskalign.advise.candidates import parse_candidates
     from taskalign.advise.table import format_result
+    from taskalign.advise.trust import apply_trust, load_trust
     from taskalign.study.config import preset
 
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, flush=True))
     try:
         if args.bootstrap < 0:
             raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+        trust = load_trust(args.trust)
         candidates = parse_candidates(args.encoders, args.size or preset(args.preset).encoder_size)
         target = _target(args)
         log(f"target: {target.description}")
-        result = advise(args.task, candidates, target, args.bootstrap, args.seed, log)
+        result = apply_trust(advise(args.task, candidates, target, args.bootstrap, args.seed, log), trust)
     except ValueError as err:
         print(f"taskalign: error: {err}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ from taskalign.advise.probes import knn_probe, linear_probe
 
 ESTIMATORS = ("logme", "h_score", "linear_probe", "knn", "drift_proxy")
 HIGHER_IS_BETTER = {"logme": True, "h_score": True, "linear_probe": True, "knn": True, "drift_proxy": False}
-CORRELATION_NOT_MEASURED = "not measured (needs the transfer matrix, issue 13 item 1)"
+CORRELATION_NOT_MEASURED = "not measured (no transfer matrix given: --trust DIR)"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,12 @@ matrices (seed means), and the test of the claim without the architecture confou
 - the diagonal: is `sup-<target>` the source with the smallest D2P and with the largest gain?
 - the dose series: D2P and gain of ssl-<p> in dose order, then `shipped`.
 - early: the same correlation with D2P after the first epoch (`d2p_epoch1`) instead of the final D2P.
-Written: matrix.csv, matrix_<measure>_<encoder>.csv, summary.json, matrix.md, matrix_<encoder>.png.
+- advise trust: each `taskalign.advise` estimator's score of every source (frozen features of the
+  labelled target cases, before fine-tuning; `none` included, its gain being 0) against the
+  fine-tuned gain, Spearman ρ over sources per target, the estimator's sign applied (ρ > 0: the
+  estimator ranks the sources as fine-tuning does). `taskalign advise --trust DIR` shows it.
+Written: matrix.csv, matrix_<measure>_<encoder>.csv, summary.json, advise_trust.json, matrix.md,
+matrix_<encoder>.png.
 """
 from __future__ import annotations
 
@@ -132,6 +137,32 @@ def doses(rows: list[dict[str, Any]], mcfg: MatrixConfig) -> list[dict[str, Any]
             for enc in mcfg.encoders for t in mcfg.targets]
 
 
+def advise_trust(matrix_dir: Path, rows: list[dict[str, Any]], mcfg: MatrixConfig) -> list[dict[str, Any]]:
+    """Per (encoder, target, estimator): Spearman of the signed estimator score with the gain."""
+    from taskalign.advise.scoring import ESTIMATORS, HIGHER_IS_BETTER
+
+    gain = seed_means(rows, "gain")
+    out = []
+    for enc in mcfg.encoders:
+        for target in mcfg.targets:
+            path = Path(matrix_dir) / "advise" / enc / f"{target}.json"
+            if not path.exists():
+                continue
+            scores = io.read_json(path)["scores"]
+            for name in ESTIMATORS:
+                sign = 1.0 if HIGHER_IS_BETTER[name] else -1.0
+                pairs = [(sign * scores[s][name]["value"], gain[(enc, s, target)]) for s in mcfg.sources
+                         if s in scores and scores[s][name]["value"] is not None and (enc, s, target) in gain]
+                record = {"encoder": enc, "target": target, "estimator": name, "n_sources": len(pairs)}
+                if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1:
+                    x, y = np.array(pairs).T
+                    res = spearman(x, y, permutations=mcfg.permutations, bootstrap=mcfg.bootstrap,
+                                   seed=sum(map(ord, f"{enc}/{target}/{name}")))
+                    record.update(rho=res.coefficient, p_value=res.p_value, ci_low=res.ci_low, ci_high=res.ci_high)
+                out.append(record)
+    return out
+
+
 def write_analysis(matrix_dir: Path, mcfg: MatrixConfig) -> dict[str, Any]:
     """matrix.csv, the per-measure matrices, summary.json, matrix.md and the heatmaps."""
     from taskalign.experiments.transfer_matrix.report import heatmaps, markdown
@@ -152,8 +183,11 @@ def write_analysis(matrix_dir: Path, mcfg: MatrixConfig) -> dict[str, Any]:
     summary = {"config": mcfg.to_dict(), "sources": list(mcfg.sources), "rows": len(rows),
                "expected_rows": len(mcfg.encoders) * len(mcfg.sources) * len(mcfg.targets) * len(mcfg.seeds),
                "within_target": within_target(rows, mcfg), "diagonal": diagonal(rows, mcfg),
-               "doses": doses(rows, mcfg)}
+               "doses": doses(rows, mcfg), "advise_trust": advise_trust(matrix_dir, rows, mcfg)}
     io.write_json(matrix_dir / "summary.json", summary)
+    io.write_json(matrix_dir / "advise_trust.json", {
+        "matrix": str(matrix_dir), "preset": mcfg.preset, "config_hash": mcfg.hash(), "n_train": mcfg.n_train,
+        "sources": list(mcfg.sources), "records": summary["advise_trust"]})
     io.write_text(matrix_dir / "matrix.md", markdown(summary, rows, mcfg))
     heatmaps(matrix_dir, rows, mcfg)
     return summary

@@ -48,6 +48,13 @@ def markdown(summary: dict[str, Any], rows: list[dict[str, Any]], mcfg: MatrixCo
                   [[d["encoder"], d["target"], f"{d['rank_by_d2p']} of {d['n_sources']}",
                     f"{d['rank_by_gain']} of {d['n_sources']}", d["smallest_d2p"], d["largest_gain"]]
                    for d in summary["diagonal"]])
+    out += ["", "## How far to trust `taskalign advise`: Spearman ρ of each estimator's score with the fine-tuned gain",
+            "", "Over the sources (random init included), the estimator's sign applied: ρ > 0 means it ranks the "
+            "sources as fine-tuning does.", ""]
+    out += _table(["encoder", "target", "estimator", "sources", "ρ", "permutation p", "95 % interval"],
+                  [[w["encoder"], w["target"], w["estimator"], str(w["n_sources"]), _f(w.get("rho"), 2),
+                    _f(w.get("p_value")), f"[{_f(w.get('ci_low'), 2)}, {_f(w.get('ci_high'), 2)}]"]
+                   for w in summary.get("advise_trust", [])])
     out += ["", "## Dose series (self-supervised objective, more of it)", ""]
     for d in summary["doses"]:
         pairs = ", ".join(f"{s}: D2P {_f(a, 4)} / gain {_f(b, 4)}" for s, a, b in zip(d["sources"], d["d2p"], d["gain"]))

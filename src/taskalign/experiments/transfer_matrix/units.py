@@ -5,6 +5,9 @@
     specialised  (task, seed)                    runs/none/cells/specialised/<task>/n<N>/seed<s>
     finetune     (encoder, source, task, seed)   runs/<source>/cells/<encoder>/<task>/n<N>/seed<s>,
                                                  with its alignment.json (D2P, D2R, D2S as in the study)
+    advise       (encoder, task)                 advise/<encoder>/<task>.json: `taskalign.advise` on
+                                                 every source's frozen features of the labelled
+                                                 target cases (seed 0's), before any fine-tuning
 
 Every source's fine-tuned run is paired with the one scratch run of its (encoder, task, seed): the
 same head initialisation, batches and steps (the study's seeds do not depend on the start
@@ -46,6 +49,8 @@ class MatrixUnit:
     def folder(self, matrix_dir: Path, mcfg: MatrixConfig) -> Path:
         if self.kind == "source":
             return source_dir(matrix_dir, self.encoder, self.source)
+        if self.kind == "advise":
+            return Path(matrix_dir) / "advise" / self.encoder
         model = {"scratch": f"{self.encoder}-scratch", "specialised": "specialised"}.get(self.kind, self.encoder)
         runs = runs_dir(matrix_dir, SCRATCH if self.kind != "finetune" else self.source)
         return run_dir(runs, model, self.task, mcfg.n_train, self.seed)
@@ -54,6 +59,8 @@ class MatrixUnit:
         if self.kind == "source":
             return source_done(matrix_dir, self.encoder, self.source)
         folder = self.folder(matrix_dir, mcfg)
+        if self.kind == "advise":
+            return (folder / f"{self.task}.json").exists()
         return is_done(folder) and (self.kind != "finetune" or (folder / "alignment.json").exists())
 
 
@@ -69,6 +76,7 @@ def plan(mcfg: MatrixConfig) -> list[list[MatrixUnit]]:
              for e in mcfg.encoders for t in mcfg.targets for seed in mcfg.seeds]
     fine = [MatrixUnit("finetune", encoder=e, source=s, task=t, seed=seed) for e in mcfg.encoders
             for s in mcfg.sources if s != SCRATCH for t in mcfg.targets for seed in mcfg.seeds]
+    fine += [MatrixUnit("advise", encoder=e, task=t) for e in mcfg.encoders for t in mcfg.targets]
     return [pre + base, fine]
 
 
@@ -84,7 +92,9 @@ def execute_matrix_unit(unit: MatrixUnit, matrix_dir: Path, mcfg: MatrixConfig, 
         make_source(matrix_dir, mcfg, unit.encoder, unit.source, log=log)
         return {f"source {unit.source}": time.perf_counter() - start}
     data = inputs.regime_data(unit.task, mcfg.n_train)
-    if unit.kind == "specialised":
+    if unit.kind == "advise":
+        advise_sources(matrix_dir, mcfg, inputs, unit.encoder, unit.task, data)
+    elif unit.kind == "specialised":
         run_specialised(runs_dir(matrix_dir, SCRATCH), cfg, data, unit.seed)
     elif unit.kind == "scratch":
         run_vfm(runs_dir(matrix_dir, SCRATCH), cfg, data, unit.encoder, unit.seed, weights=None)
@@ -95,6 +105,26 @@ def execute_matrix_unit(unit: MatrixUnit, matrix_dir: Path, mcfg: MatrixConfig, 
         scratch = MatrixUnit("scratch", encoder=unit.encoder, task=unit.task, seed=unit.seed).folder(matrix_dir, mcfg)
         align_cell(runs, cfg, data, unit.encoder, unit.seed, weights, scratch_dir=scratch)
     return {unit.kind: time.perf_counter() - start}
+
+
+def advise_sources(matrix_dir: Path, mcfg: MatrixConfig, inputs: StudyInputs, encoder: str, task: str,
+                   data) -> dict:
+    """advise/<encoder>/<task>.json: every estimator on every source (`none`: random init) from
+    the frozen features of the target's labelled training cases, no intervals (resamples=0)."""
+    from taskalign.advise.advise import advise
+    from taskalign.advise.candidates import Candidate
+    from taskalign.advise.target import TargetData
+
+    size = mcfg.study().encoder_size
+    ids = {s.case_id for s in data.train}
+    cases = [c for c in inputs.cohort.train if c.case_id in ids]
+    target = TargetData(f"the matrix's {len(cases)} labelled {task} cases", cases, inputs.cohort.reference,
+                        mcfg.study().data.data_seed)
+    candidates = [Candidate(s, encoder, size, source_weights(matrix_dir, encoder, s),
+                            "random" if s == SCRATCH else "file") for s in mcfg.sources]
+    result = advise(task, candidates, target, resamples=0, seed=0)
+    io.write_json(Path(matrix_dir) / "advise" / encoder / f"{task}.json", result)
+    return result
 
 
 _WORKER_INPUTS: dict[str, StudyInputs] = {}
@@ -112,15 +142,47 @@ def run_matrix_unit_in_worker(unit: dict, matrix_dir: str, cfg_dict: dict) -> tu
     return seconds, lines
 
 
+def matrix_unit_inputs(unit: MatrixUnit, matrix_dir: Path, mcfg: MatrixConfig) -> dict[str, bytes]:
+    """Files a Ray worker needs (the Ray backend's `inputs_of`): what is finished in the unit's
+    own folder; a fine-tuning unit's source (weights, cached reference features) and scratch run;
+    an advise unit's sources."""
+    from taskalign.study.backends.ray_backend import files_under
+
+    folders = [unit.folder(matrix_dir, mcfg)]
+    if unit.kind == "finetune":
+        folders += [source_dir(matrix_dir, unit.encoder, unit.source),
+                    MatrixUnit("scratch", encoder=unit.encoder, task=unit.task, seed=unit.seed).folder(matrix_dir, mcfg)]
+    if unit.kind == "advise":
+        folders += [source_dir(matrix_dir, unit.encoder, s) for s in mcfg.sources if s != SCRATCH]
+    files: dict[str, bytes] = {}
+    for folder in folders:
+        files.update(files_under(Path(matrix_dir), folder))
+    return files
+
+
+def run_matrix_unit_in_scratch(unit: dict, cfg_dict: dict, shipped: dict[str, bytes]) -> dict:
+    """The Ray task (the Ray backend's `remote`): one unit in a scratch matrix folder."""
+    from taskalign.study.backends.ray_backend import in_scratch_folder
+
+    mcfg = matrix_config_from_dict(cfg_dict)
+    if mcfg.hash() not in _WORKER_INPUTS:
+        _WORKER_INPUTS.clear()
+        _WORKER_INPUTS[mcfg.hash()] = StudyInputs(mcfg.study())
+    return in_scratch_folder(shipped, lambda folder: execute_matrix_unit(
+        MatrixUnit(**unit), folder, mcfg, _WORKER_INPUTS[mcfg.hash()], log=lambda m: None))
+
+
 class MatrixConfigMismatch(UserError, RuntimeError):
     """The folder holds a transfer matrix with another configuration."""
 
 
 def run_matrix(out: Path, mcfg: MatrixConfig, workers: int = 1, force: bool = False, log=print,
-               progress=None) -> dict:
-    """Run (or resume) the transfer matrix into `out`, then write its analysis (analysis.py)."""
+               progress=None, backend: str = "local", address: str | None = None) -> dict:
+    """Run (or resume) the transfer matrix into `out` on the local backend (`workers` processes)
+    or on Ray (`address`: the cluster's; None starts a local instance), then write its analysis
+    (analysis.py)."""
     from taskalign.experiments.transfer_matrix.analysis import write_analysis
-    from taskalign.study.backends.local import LocalBackend
+    from taskalign.study.backends import create_backend
     from taskalign.study.lock import study_lock
     from taskalign.study.runner import Timer
 
@@ -135,7 +197,11 @@ def run_matrix(out: Path, mcfg: MatrixConfig, workers: int = 1, force: bool = Fa
                                            f"(hash {old.get('hash')} vs {mcfg.hash()}); use another folder or --force")
         io.write_json(cfg_path, {"hash": mcfg.hash(), "sources": list(mcfg.sources), **mcfg.to_dict()})
         timer = Timer(out / "timing.json")
-        backend = LocalBackend(workers)
-        backend.run(plan(mcfg), out, mcfg, StudyInputs(mcfg.study()), timer.add, log, progress,
-                    execute=execute_matrix_unit, worker=run_matrix_unit_in_worker, first_stage_here=False)
+        runner = create_backend(backend, address, workers)
+        if runner.name == "ray":
+            runner.run(plan(mcfg), out, mcfg, None, timer.add, log, progress,
+                       remote=run_matrix_unit_in_scratch, inputs_of=matrix_unit_inputs)
+        else:
+            runner.run(plan(mcfg), out, mcfg, StudyInputs(mcfg.study()), timer.add, log, progress,
+                       execute=execute_matrix_unit, worker=run_matrix_unit_in_worker, first_stage_here=False)
         return write_analysis(out, mcfg)

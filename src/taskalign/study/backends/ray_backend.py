@@ -42,7 +42,8 @@ def import_ray():
     return ray
 
 
-def _files_under(root: Path, folder: Path) -> dict[str, bytes]:
+def files_under(root: Path, folder: Path) -> dict[str, bytes]:
+    """{path relative to root: bytes} of the files under `folder` (hidden files left out)."""
     if not folder.is_dir():
         return {}
     return {str(p.relative_to(root)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
@@ -54,14 +55,14 @@ def unit_inputs(unit: WorkUnit, study_dir: Path, cfg: StudyConfig) -> dict[str, 
     and, for a cell, its encoder's pretrained weights (with cached reference features)."""
     files: dict[str, bytes] = {}
     for folder in unit.folders(study_dir, cfg):
-        files.update(_files_under(study_dir, folder))
+        files.update(files_under(study_dir, folder))
     if unit.kind == "cell":
         given = dict(cfg.weights).get(unit.encoder)
         if given is not None:  # one file, or one per sequence (published ProViCNet)
             for _, path in parse_entries(given):
                 files[f"{PUBLISHED}/{unit.encoder}/{path.name}"] = path.read_bytes()
         else:
-            files.update(_files_under(study_dir, weights_path(study_dir, cfg, unit.encoder).parent))
+            files.update(files_under(study_dir, weights_path(study_dir, cfg, unit.encoder).parent))
     return files
 
 
@@ -71,22 +72,31 @@ def _relocated(spec: str, folder: Path) -> str:
                     for seq, path in parse_entries(spec))
 
 
-def run_unit_in_scratch(unit: dict[str, Any], cfg_dict: dict[str, Any], shipped: dict[str, bytes]) -> dict:
-    """The Ray task: run one unit in a scratch study folder; return {"files", "seconds"}."""
-    cfg = config_from_dict(cfg_dict)
+def in_scratch_folder(shipped: dict[str, bytes], run: Callable[[Path], dict[str, float]]) -> dict:
+    """Write the shipped files into a fresh scratch folder, `run(folder)` there, and return
+    {"files": what the run wrote besides the shipped files, "seconds", "host"}."""
     scratch = Path(tempfile.mkdtemp(prefix="taskalign-unit-"))
     try:
         for rel, data in shipped.items():
             (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
             (scratch / rel).write_bytes(data)
-        published = {e: _relocated(spec, scratch / PUBLISHED / e) for e, spec in cfg.weights}
-        run_cfg = dataclasses.replace(cfg, weights=tuple(published.items())) if published else cfg
-        seconds = execute_unit(WorkUnit(**unit), scratch, run_cfg, inputs_for(cfg), log=lambda s: None)
-        files = {rel: data for rel, data in _files_under(scratch, scratch).items()
+        seconds = run(scratch)
+        files = {rel: data for rel, data in files_under(scratch, scratch).items()
                  if rel not in shipped and not rel.startswith(PUBLISHED + "/")}
         return {"files": files, "seconds": seconds, "host": os.uname().nodename}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_unit_in_scratch(unit: dict[str, Any], cfg_dict: dict[str, Any], shipped: dict[str, bytes]) -> dict:
+    """The Ray task: run one unit in a scratch study folder; return {"files", "seconds"}."""
+    cfg = config_from_dict(cfg_dict)
+
+    def run(scratch: Path) -> dict[str, float]:
+        published = {e: _relocated(spec, scratch / PUBLISHED / e) for e, spec in cfg.weights}
+        run_cfg = dataclasses.replace(cfg, weights=tuple(published.items())) if published else cfg
+        return execute_unit(WorkUnit(**unit), scratch, run_cfg, inputs_for(cfg), log=lambda s: None)
+    return in_scratch_folder(shipped, run)
 
 
 def write_unit_files(study_dir: Path, files: dict[str, bytes]) -> None:
@@ -109,8 +119,11 @@ class RayBackend:
 
     def run(self, stages: list[list[WorkUnit]], study_dir: Path, cfg: StudyConfig, inputs: StudyInputs,
             add_seconds: Callable[[dict[str, float]], None], log: Callable[[str], None],
-            progress: Progress | None) -> None:
-        """Run every unfinished unit on the cluster, stage after stage (module docstring)."""
+            progress: Progress | None, remote: Callable = None, inputs_of: Callable = None) -> None:
+        """Run every unfinished unit on the cluster, stage after stage (module docstring).
+        `remote(unit as dict, cfg.to_dict(), shipped files)` is the Ray task and `inputs_of(unit,
+        folder, cfg)` the files it is shipped: the study's (`run_unit_in_scratch`, `unit_inputs`)
+        by default, the transfer matrix's for `taskalign experiment transfer-matrix`."""
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -125,12 +138,13 @@ class RayBackend:
                 slots = max(1, int(resources.get("CPU", 1) // cfg.train.threads))
             log(f"ray: {resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs; "
                 f"each unit takes {options}")
-            task = ray.remote(run_unit_in_scratch).options(max_retries=self.max_retries, **options)
+            task = ray.remote(remote or run_unit_in_scratch).options(max_retries=self.max_retries, **options)
             counts = dict(zip(("done", "total"), count_done(stages, study_dir, cfg)), failed=0)
             failures: list[str] = []
             for stage in stages:
-                failures += self._run_stage(ray, task, stage, study_dir, cfg, add_seconds, counts, slots, progress)
-                if failures and stage and stage[0].kind == "pretrain":
+                failures += self._run_stage(ray, task, stage, study_dir, cfg, add_seconds, counts, slots, progress,
+                                            inputs_of or unit_inputs)
+                if failures and stage and stage[0].kind in ("pretrain", "source"):
                     raise UnitFailed("pretraining failed, no cell can run: " + "; ".join(failures))
             if failures:
                 raise UnitFailed(f"{len(failures)} unit(s) failed (the others are saved; run the same "
@@ -139,9 +153,10 @@ class RayBackend:
             if started_here:
                 ray.shutdown()
 
-    def _run_stage(self, ray, task, stage, study_dir, cfg, add_seconds, counts, slots, progress) -> list[str]:
+    def _run_stage(self, ray, task, stage, study_dir, cfg, add_seconds, counts, slots, progress,
+                   inputs_of=unit_inputs) -> list[str]:
         cfg_dict = cfg.to_dict()
-        pending = {task.remote(dataclasses.asdict(u), cfg_dict, unit_inputs(u, study_dir, cfg)): u
+        pending = {task.remote(dataclasses.asdict(u), cfg_dict, inputs_of(u, study_dir, cfg)): u
                    for u in stage if not u.done(study_dir, cfg)}
         failures = []
         while pending:

@@ -98,3 +98,27 @@ def test_diagonal_ranks():
     assert (d["rank_by_d2p"], d["rank_by_gain"], d["n_sources"]) == (1, 2, 3)
     assert (d["smallest_d2p"], d["largest_gain"]) == ("sup-t", "ssl-100")
     assert np.isfinite(d["rank_by_d2p"])
+
+
+def test_advise_trust_signs_each_estimator_and_ranks_against_the_gain(tmp_path):
+    from taskalign.advise.scoring import ESTIMATORS
+    from taskalign.experiments.transfer_matrix.analysis import advise_trust
+
+    mcfg = matrix_preset("smoke", targets=("t",), doses=(1.0,), supervised=("t", "u"), encoders=("e",),
+                         permutations=200, bootstrap=100)
+    gains = {"none": 0.0, "ssl-100": 0.3, "sup-t": 0.2, "sup-u": 0.1}
+    rows = _rows(gains, [math.nan, 0.5, 0.1, 0.3])
+    logme_values = {"none": 1.0, "ssl-100": 4.0, "sup-t": 3.0, "sup-u": 2.0}     # same order as the gain
+    drift_values = {"none": 9.0, "ssl-100": 1.0, "sup-t": 2.0, "sup-u": 3.0}     # smaller is better: same order
+    scores = {s: {name: {"value": None} for name in ESTIMATORS} for s in gains}
+    for s in gains:
+        scores[s]["logme"]["value"] = logme_values[s]
+        scores[s]["drift_proxy"]["value"] = drift_values[s]
+        scores[s]["knn"]["value"] = -logme_values[s]                               # reversed order
+    (tmp_path / "advise" / "e").mkdir(parents=True)
+    (tmp_path / "advise" / "e" / "t.json").write_text(json.dumps({"scores": scores}))
+    got = {r["estimator"]: r for r in advise_trust(tmp_path, rows, mcfg)}
+    assert got["logme"]["rho"] == pytest.approx(1.0) and got["logme"]["n_sources"] == 4
+    assert got["drift_proxy"]["rho"] == pytest.approx(1.0)
+    assert got["knn"]["rho"] == pytest.approx(-1.0)
+    assert got["h_score"]["n_sources"] == 0 and "rho" not in got["h_score"]

@@ -98,14 +98,20 @@ def within_target(rows: list[dict[str, Any]], mcfg: MatrixConfig) -> list[dict[s
             for name in PREDICTORS:
                 pred = seed_means(rows, name)
                 pairs = [(pred[(enc, s, target)], gain[(enc, s, target)]) for s in sources if (enc, s, target) in pred]
-                record = {"encoder": enc, "target": target, "predictor": name, "n_sources": len(pairs)}
-                if len(pairs) >= 3:
-                    x, y = np.array(pairs).T
-                    res = spearman(x, y, permutations=mcfg.permutations, bootstrap=mcfg.bootstrap,
-                                   seed=sum(map(ord, f"{enc}/{target}/{name}")))
-                    record.update(rho=res.coefficient, p_value=res.p_value, ci_low=res.ci_low, ci_high=res.ci_high)
-                out.append(record)
+                out.append(_correlated({"encoder": enc, "target": target, "predictor": name}, pairs, mcfg))
     return out
+
+
+def _correlated(record: dict[str, Any], pairs: list[tuple[float, float]], mcfg: MatrixConfig) -> dict[str, Any]:
+    """`record` with n_sources and, for >= 3 pairs with more than one x value, Spearman ρ of
+    (x, gain) with its permutation p and percentile interval over sources (seeded by the record)."""
+    record = {**record, "n_sources": len(pairs)}
+    if len(pairs) >= 3 and len({x for x, _ in pairs}) > 1:
+        x, y = np.array(pairs).T
+        res = spearman(x, y, permutations=mcfg.permutations, bootstrap=mcfg.bootstrap,
+                       seed=sum(map(ord, "/".join(str(v) for v in record.values()))))
+        record.update(rho=res.coefficient, p_value=res.p_value, ci_low=res.ci_low, ci_high=res.ci_high)
+    return record
 
 
 def diagonal(rows: list[dict[str, Any]], mcfg: MatrixConfig) -> list[dict[str, Any]]:
@@ -153,13 +159,7 @@ def advise_trust(matrix_dir: Path, rows: list[dict[str, Any]], mcfg: MatrixConfi
                 sign = 1.0 if HIGHER_IS_BETTER[name] else -1.0
                 pairs = [(sign * scores[s][name]["value"], gain[(enc, s, target)]) for s in mcfg.sources
                          if s in scores and scores[s][name]["value"] is not None and (enc, s, target) in gain]
-                record = {"encoder": enc, "target": target, "estimator": name, "n_sources": len(pairs)}
-                if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1:
-                    x, y = np.array(pairs).T
-                    res = spearman(x, y, permutations=mcfg.permutations, bootstrap=mcfg.bootstrap,
-                                   seed=sum(map(ord, f"{enc}/{target}/{name}")))
-                    record.update(rho=res.coefficient, p_value=res.p_value, ci_low=res.ci_low, ci_high=res.ci_high)
-                out.append(record)
+                out.append(_correlated({"encoder": enc, "target": target, "estimator": name}, pairs, mcfg))
     return out
 
 

@@ -90,13 +90,12 @@ def seed_means(rows: list[dict[str, Any]], measure: str) -> dict[tuple[str, str,
 def within_target(rows: list[dict[str, Any]], mcfg: MatrixConfig) -> list[dict[str, Any]]:
     """Per (encoder, target, predictor): Spearman of the predictor with the gain over the
     pretrained sources (seed means), and the diagonal's ranks."""
-    gain = seed_means(rows, "gain")
+    gain, predictors = seed_means(rows, "gain"), {name: seed_means(rows, name) for name in PREDICTORS}
     out = []
     for enc in mcfg.encoders:
         for target in mcfg.targets:
             sources = [s for s in mcfg.sources if s != "none" and (enc, s, target) in gain]
-            for name in PREDICTORS:
-                pred = seed_means(rows, name)
+            for name, pred in predictors.items():
                 pairs = [(pred[(enc, s, target)], gain[(enc, s, target)]) for s in sources if (enc, s, target) in pred]
                 out.append(_correlated({"encoder": enc, "target": target, "predictor": name}, pairs, mcfg))
     return out
@@ -105,11 +104,11 @@ def within_target(rows: list[dict[str, Any]], mcfg: MatrixConfig) -> list[dict[s
 def _correlated(record: dict[str, Any], pairs: list[tuple[float, float]], mcfg: MatrixConfig) -> dict[str, Any]:
     """`record` with n_sources and, for >= 3 pairs with more than one x value, Spearman ρ of
     (x, gain) with its permutation p and percentile interval over sources (seeded by the record)."""
+    seed = sum(map(ord, "/".join(str(v) for v in record.values())))
     record = {**record, "n_sources": len(pairs)}
     if len(pairs) >= 3 and len({x for x, _ in pairs}) > 1:
         x, y = np.array(pairs).T
-        res = spearman(x, y, permutations=mcfg.permutations, bootstrap=mcfg.bootstrap,
-                       seed=sum(map(ord, "/".join(str(v) for v in record.values()))))
+        res = spearman(x, y, permutations=mcfg.permutations, bootstrap=mcfg.bootstrap, seed=seed)
         record.update(rho=res.coefficient, p_value=res.p_value, ci_low=res.ci_low, ci_high=res.ci_high)
     return record
 

@@ -130,15 +130,19 @@ def advise_sources(matrix_dir: Path, mcfg: MatrixConfig, inputs: StudyInputs, en
 _WORKER_INPUTS: dict[str, StudyInputs] = {}
 
 
-def run_matrix_unit_in_worker(unit: dict, matrix_dir: str, cfg_dict: dict) -> tuple[dict, list[str]]:
-    """A worker process's job (the local backend's `worker`): one unit; (seconds, log lines)."""
-    mcfg = matrix_config_from_dict(cfg_dict)
+def _process_inputs(mcfg: MatrixConfig) -> StudyInputs:
+    """This worker process's cohort and task samples for the matrix (built once, seeded)."""
     if mcfg.hash() not in _WORKER_INPUTS:
         _WORKER_INPUTS.clear()
         _WORKER_INPUTS[mcfg.hash()] = StudyInputs(mcfg.study())
+    return _WORKER_INPUTS[mcfg.hash()]
+
+
+def run_matrix_unit_in_worker(unit: dict, matrix_dir: str, cfg_dict: dict) -> tuple[dict, list[str]]:
+    """A worker process's job (the local backend's `worker`): one unit; (seconds, log lines)."""
+    mcfg = matrix_config_from_dict(cfg_dict)
     lines: list[str] = []
-    seconds = execute_matrix_unit(MatrixUnit(**unit), Path(matrix_dir), mcfg, _WORKER_INPUTS[mcfg.hash()],
-                                  log=lines.append)
+    seconds = execute_matrix_unit(MatrixUnit(**unit), Path(matrix_dir), mcfg, _process_inputs(mcfg), log=lines.append)
     return seconds, lines
 
 
@@ -165,11 +169,8 @@ def run_matrix_unit_in_scratch(unit: dict, cfg_dict: dict, shipped: dict[str, by
     from taskalign.study.backends.ray_backend import in_scratch_folder
 
     mcfg = matrix_config_from_dict(cfg_dict)
-    if mcfg.hash() not in _WORKER_INPUTS:
-        _WORKER_INPUTS.clear()
-        _WORKER_INPUTS[mcfg.hash()] = StudyInputs(mcfg.study())
     return in_scratch_folder(shipped, lambda folder: execute_matrix_unit(
-        MatrixUnit(**unit), folder, mcfg, _WORKER_INPUTS[mcfg.hash()], log=lambda m: None))
+        MatrixUnit(**unit), folder, mcfg, _process_inputs(mcfg), log=lambda m: None))
 
 
 class MatrixConfigMismatch(UserError, RuntimeError):

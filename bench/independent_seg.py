@@ -33,6 +33,19 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
+def swap_context(t2w: np.ndarray, gland: np.ndarray, real_t2w: np.ndarray, spacing_mm, context: str,
+                 reach_mm: float = 15.0) -> np.ndarray:
+    """The phantom's T2w with its surroundings near the gland (or far from it) taken from the real case."""
+    if context == "phantom":
+        return t2w
+    from scipy import ndimage
+
+    scale = np.median(t2w[t2w > 0]) / np.median(real_t2w[real_t2w > 0])
+    dist = ndimage.distance_transform_edt(~gland, sampling=spacing_mm)
+    swap = (dist > 0) & (dist < reach_mm) if context == "real-near" else dist >= reach_mm
+    return np.where(swap, real_t2w * scale, t2w).astype(np.float32)
+
+
 def taps_mask(t2w_path: Path, out_dir: Path) -> np.ndarray | None:
     """TAPS's mask on the input grid as (D, H, W), or None when it finds nothing."""
     import SimpleITK as sitk
@@ -52,6 +65,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--oblique-deg", type=float, default=0.0,
                         help="tilt of the phantom's slices about the left-right axis (0: axial)")
+    parser.add_argument("--context", choices=("phantom", "real-near", "real-far"), default="phantom",
+                        help="diagnosis: replace the phantom's T2w within 15 mm of its gland (real-near) or beyond "
+                             "(real-far) by the real case's, scaled to the phantom's body median")
     parser.add_argument("--out", type=Path, default=None, help="keep the exported cases and masks here")
     args = parser.parse_args()
     logging.getLogger("taps.inference").setLevel(logging.ERROR)
@@ -71,7 +87,9 @@ def main() -> None:
     for i in range(args.n):
         case = phantom_case(i, args.seed, "downstream", shape=real.shape, spacing_mm=real.spacing_mm, **extra)
         case_dir = out / case.case_id
-        write_volume(np.ascontiguousarray(case.sequence("t2w"), np.float32), case, case_dir / "t2w.nii.gz")
+        t2w = swap_context(np.array(case.sequence("t2w"), np.float32), case.gland > 0,
+                           np.asarray(real.sequence("t2w"), np.float32), real.spacing_mm, args.context)
+        write_volume(t2w, case, case_dir / "t2w.nii.gz")
         rows.append((f"phantom {case.case_id}", taps_mask(case_dir / "t2w.nii.gz", out), case.gland))
     voxel_cc = float(np.prod(real.spacing_mm)) / 1000.0
     print(f"TAPS (lavlab-taps) on the real grid {real.shape} at {real.spacing_mm} mm; files under {out}")

@@ -21,7 +21,8 @@ BIG = 1e4  # mm; "unbounded" along an axis
 CAPSULE_MM = 0.8
 CORTEX_MM = 2.0
 SEPTUM_MM = 0.5     # thickness of fibrous septa in fat
-PLEXUS_MM = 5.0     # periprostatic venous plexus: within this depth outside the capsule
+CUFF_MM = 10.0     # pelvic-floor muscle cuff outside the plexus
+PLEXUS_MM = 1.5     # periprostatic venous plexus: within this depth outside the capsule
 NVB_MM = 4.5        # radius of a neurovascular bundle
 INTRAMUSCULAR_FAT = 1.6  # streak-field level above which a muscle voxel is a fat streak
 WOBBLE = 0.06       # outline irregularity of muscles and organs (fraction of their radius)
@@ -139,7 +140,7 @@ def paint_pelvic_floor(tissue: np.ndarray, p: Pelvis, gland: Gland, rectum: Rect
     """Levator ani: a muscular U-shaped sling behind and beside gland and rectum; and the
     anococcygeal raphe from the rectum back to the coccyx."""
     cy, half_y, half_x, thick, front = p.levator
-    lo, hi = gland.apex_z - 25, gland.center[0] + 0.6 * gland.half_height
+    lo, hi = gland.apex_z - 25, gland.base_z
     win = grid.window((lo, front, rectum.center_x - half_x - 1), (hi, cy + half_y + 1, rectum.center_x + half_x + 1))
     if win is not None:
         z, y, x = grid.coords(win)
@@ -268,6 +269,9 @@ def paint_vessels(tissue: np.ndarray, a: Anatomy, grid: RenderGrid, fields: dict
         view[plexus] = T.VEIN
         fascia = fat & (out_mm > 0) & (out_mm < PLEXUS_MM) & (np.abs(fine[win]) < 0.35)  # periprostatic fascia
         view[fascia & ~plexus] = T.SEPTUM
+        # pelvic-floor cuff: levator ani and sphincter against the sides, back and apex of the gland
+        cuff = (view == T.FAT) & (out_mm >= PLEXUS_MM) & (out_mm < PLEXUS_MM + CUFF_MM) & (v > -0.3 * g.half_anterior)
+        view[cuff & (z < g.base_z)] = T.MUSCLE
         for side in (-1.0, 1.0):   # bundle centre: on the posterolateral surface, just outside it
             cu, cv = side * 0.75 * g.half_width, 0.62 * g.half_posterior
             d = np.sqrt((u - cu) ** 2 + (v - cv) ** 2)

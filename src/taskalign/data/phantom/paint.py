@@ -255,7 +255,7 @@ def paint_vessels(tissue: np.ndarray, a: Anatomy, grid: RenderGrid, fields: dict
     and the obturator vessels along the pelvic sidewall. Vessels are the zero crossings of a
     texture field, so they wind; they only replace fat."""
     g, tex, fine = a.gland, fields["tex"], fields["fine"]
-    reach = 1.15 * max(g.half_width, g.half_anterior, g.half_posterior) + PLEXUS_MM + NVB_MM
+    reach = 1.15 * max(g.half_width, g.half_anterior, g.half_posterior) + PLEXUS_MM + max(NVB_MM, CUFF_MM) + 1.0  # keeps the cuff round
     win = grid.window((g.apex_z - 5, g.center[1] - reach, g.center[2] - reach),
                       (g.base_z + 5, g.center[1] + reach, g.center[2] + reach))
     if win is not None:

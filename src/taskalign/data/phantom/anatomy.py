@@ -138,11 +138,13 @@ def draw_pelvis(rng: np.random.Generator, gland: Gland, rectum: Rectum) -> Pelvi
     head = (ox + rng.uniform(50, 60), rng.uniform(-15, -5), rng.uniform(5, 20), rng.uniform(22, 26))
     pubis = (cy - gland.half_anterior - rng.uniform(30, 38), rng.uniform(8, 11), rng.uniform(10, 14))
     rect_back = rectum.center_y + rectum.half_axes[0]
-    lev_front = cy - 0.3 * gland.half_anterior          # the sling is cut open in front of this line
+    lev_front = cy - 0.6 * gland.half_anterior          # the sling is cut open in front of this line
     lev_back = rect_back + rng.uniform(2, 4)
     lev_cy = lev_front + 0.3 * (lev_back - lev_front)
-    lev_half_x = max(gland.half_width + rng.uniform(2, 5), rectum.half_axes[1] + 3)
-    levator = (lev_cy, lev_back - lev_cy, lev_half_x, rng.uniform(2.5, 4.0), lev_front)
+    lev_thick = rng.uniform(5.0, 8.0)
+    # the sling's inner surface lies against the gland's and the rectum's lateral surfaces
+    lev_half_x = max(gland.half_width, rectum.half_axes[1]) + rng.uniform(0.0, 1.5) + lev_thick
+    levator = (lev_cy, lev_back - lev_cy, lev_half_x, lev_thick, lev_front)
     body = (rng.uniform(100, 125), rng.uniform(150, 185))
     body_y = rng.uniform(5, 18)
     gluteus = (rng.uniform(70, 85), body_y + body[0] - rng.uniform(40, 50), rng.uniform(30, 38), rng.uniform(60, 75),
@@ -155,7 +157,7 @@ def draw_pelvis(rng: np.random.Generator, gland: Gland, rectum: Rectum) -> Pelvi
 def draw_rectum(rng: np.random.Generator, gland: Gland) -> Rectum:
     half_y = rng.uniform(10, 16)
     half_x = half_y * rng.uniform(1.3, 1.9)
-    front = gland.center[1] + gland.half_posterior * 1.05 + rng.uniform(2, 4)
+    front = gland.center[1] + gland.half_posterior * 1.05 + rng.uniform(0.5, 1.5)
     gas = 0.0 if rng.random() < 0.2 else rng.uniform(0.2, 0.95)
     return Rectum(gland.center[2] + rng.normal(0, 2), front + half_y, (half_y, half_x),
                   rng.uniform(2.5, 4.0), rng.uniform(1.0, 2.0), gas, rng.uniform(50, 150), rng.uniform(0.002, 0.006))

@@ -1,5 +1,9 @@
 """The render grid: voxel centres in patient millimetres, with thick slices split into sub-slices.
 
+Oblique slices (an option): the slice stack is rotated about the left-right axis through the grid
+centre; `coords` returns patient coordinates, so every shape is painted in the patient frame,
+while the arrays (and the smooth texture fields, which are stationary) stay in the slice frame.
+
 Patient frame (mm): x towards the patient's left (image right), y posterior (image down), z
 superior; the origin is the nominal gland centre. Arrays are (D, H, W) = (z, y, x), slice 0 the
 most inferior (apex side), row 0 anterior, column 0 the patient's right, as in the PI-CAI sample.
@@ -26,13 +30,30 @@ class RenderGrid:
     n_sub: int
     shape: tuple[int, int, int]          # output (D, H, W)
     spacing_mm: tuple[float, float, float]
+    tilt_rad: float = 0.0                # oblique slices: rotation about the x (left-right) axis
+    pivot_zy: tuple[float, float] = (0.0, 0.0)  # the rotation's centre (the grid centre), patient mm
 
     @property
     def render_shape(self) -> tuple[int, int, int]:
         return (self.z_mm.size, self.y_mm.size, self.x_mm.size)
 
+    def to_patient(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grid-frame (z, y) -> patient (z, y): the slice stack tilted by `tilt_rad` about the pivot."""
+        c, s = np.float32(np.cos(self.tilt_rad)), np.float32(np.sin(self.tilt_rad))
+        dz, dy = z - np.float32(self.pivot_zy[0]), y - np.float32(self.pivot_zy[1])
+        return np.float32(self.pivot_zy[0]) + c * dz - s * dy, np.float32(self.pivot_zy[1]) + s * dz + c * dy
+
     def window(self, lo_mm: tuple[float, float, float], hi_mm: tuple[float, float, float]):
-        """Index slices of the voxels inside the box [lo, hi] (z, y, x mm), or None if it misses the grid."""
+        """Index slices of the voxels inside the box [lo, hi] (z, y, x patient mm), or None if it
+        misses the grid. Oblique grids: the box's bounding box in the grid frame."""
+        if self.tilt_rad:
+            corners = np.array([(z, y) for z in (lo_mm[0], hi_mm[0]) for y in (lo_mm[1], hi_mm[1])], np.float64)
+            corners = np.clip(corners, -1e5, 1e5)
+            c, s = np.cos(-self.tilt_rad), np.sin(-self.tilt_rad)
+            dz, dy = corners[:, 0] - self.pivot_zy[0], corners[:, 1] - self.pivot_zy[1]
+            gz, gy = self.pivot_zy[0] + c * dz - s * dy, self.pivot_zy[1] + s * dz + c * dy
+            lo_mm = (float(gz.min()), float(gy.min()), lo_mm[2])
+            hi_mm = (float(gz.max()), float(gy.max()), hi_mm[2])
         slices = []
         for axis, lo, hi in zip((self.z_mm, self.y_mm, self.x_mm), lo_mm, hi_mm):
             a, b = np.searchsorted(axis, lo, "left"), np.searchsorted(axis, hi, "right")
@@ -42,10 +63,14 @@ class RenderGrid:
         return tuple(slices)
 
     def coords(self, win) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Broadcastable (nz,1,1), (1,ny,1), (1,1,nx) float32 coordinates of a window."""
-        return (self.z_mm[win[0]].astype(np.float32)[:, None, None],
-                self.y_mm[win[1]].astype(np.float32)[None, :, None],
-                self.x_mm[win[2]].astype(np.float32)[None, None, :])
+        """Broadcastable patient coordinates of a window: (nz,1,1), (1,ny,1), (1,1,nx) float32 on an
+        axial grid; on an oblique grid z and y are both (nz,ny,1)."""
+        z = self.z_mm[win[0]].astype(np.float32)[:, None, None]
+        y = self.y_mm[win[1]].astype(np.float32)[None, :, None]
+        x = self.x_mm[win[2]].astype(np.float32)[None, None, :]
+        if self.tilt_rad:
+            z, y = self.to_patient(z, y)
+        return z, y, x
 
     def to_slices(self, volume: np.ndarray) -> np.ndarray:
         """(D * n_sub, H, W) -> (D, H, W): mean over each slice's sub-slices (the slice profile)."""
@@ -54,8 +79,9 @@ class RenderGrid:
 
 
 def make_grid(shape: tuple[int, int, int], spacing_mm: tuple[float, float, float],
-              center_mm: tuple[float, float, float]) -> RenderGrid:
-    """Grid of `shape` voxels at `spacing_mm`, centred on `center_mm` (z, y, x patient mm)."""
+              center_mm: tuple[float, float, float], tilt_rad: float = 0.0) -> RenderGrid:
+    """Grid of `shape` voxels at `spacing_mm`, centred on `center_mm` (z, y, x patient mm), its
+    slices tilted by `tilt_rad` about the left-right axis through the centre (0: axial)."""
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"phantom shape must be three positive sizes (D, H, W), got {shape}")
     if len(spacing_mm) != 3 or min(spacing_mm) <= 0:
@@ -66,4 +92,4 @@ def make_grid(shape: tuple[int, int, int], spacing_mm: tuple[float, float, float
     offsets = ((np.arange(n_sub) + 0.5) / n_sub - 0.5) * dz
     z_sub = (axes[0][:, None] + offsets[None, :]).ravel()
     return RenderGrid(z_sub, axes[1], axes[2], n_sub, tuple(int(n) for n in shape),
-                      tuple(float(s) for s in spacing_mm))
+                      tuple(float(s) for s in spacing_mm), float(tilt_rad), (float(center_mm[0]), float(center_mm[1])))

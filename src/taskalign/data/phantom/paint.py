@@ -1,7 +1,8 @@
 """Paint the anatomy as tissue classes on the render grid (later structures overwrite earlier).
 
-Order: body outline (air outside, fat inside, fibrous septa in the fat), muscles, bones, levator
-ani, bladder, seminal vesicles, rectum, then the gland with capsule, zones, AFMS and urethra.
+Order: body outline (air outside, fat inside, fibrous septa in the fat at two scales), muscles,
+bones, levator ani, bladder, seminal vesicles, fat streaks in muscle, vessels (venous plexus,
+neurovascular bundles, obturator vessels), rectum, then the gland with capsule, zones, AFMS and urethra.
 Each structure is evaluated only inside its bounding box, so a small crop around the gland never
 pays for the femoral heads.
 """
@@ -13,13 +14,17 @@ import numpy as np
 
 from taskalign.data.phantom.anatomy import Anatomy, Gland, Pelvis, Rectum
 from taskalign.data.phantom.grid import RenderGrid
-from taskalign.data.phantom.shapes import ellipse_radius, ellipsoid_radius, gland_radius
+from taskalign.data.phantom.shapes import ellipse_radius, ellipsoid_radius, gland_radius, rotate
 from taskalign.data.phantom.tissues import Tissue as T
 
 BIG = 1e4  # mm; "unbounded" along an axis
 CAPSULE_MM = 0.8
 CORTEX_MM = 2.0
 SEPTUM_MM = 0.5     # thickness of fibrous septa in fat
+CUFF_MM = 10.0     # pelvic-floor muscle cuff outside the plexus
+PLEXUS_MM = 1.5     # periprostatic venous plexus: within this depth outside the capsule
+NVB_MM = 4.5        # radius of a neurovascular bundle
+INTRAMUSCULAR_FAT = 1.6  # streak-field level above which a muscle voxel is a fat streak
 WOBBLE = 0.06       # outline irregularity of muscles and organs (fraction of their radius)
 
 
@@ -97,10 +102,13 @@ def _hip_muscles(tissue, grid, center_yx, fields):
 def paint_pelvis(tissue: np.ndarray, p: Pelvis, gland: Gland, grid: RenderGrid, fields: dict[str, np.ndarray]) -> float:
     """Body outline, fat septa, muscles and bones, in place; returns the septum share of a septum voxel."""
     _, y, x = grid.coords((slice(None),) * 3)
-    outside = ellipse_radius((p.body_center_y, 0.0), p.body_half_axes, 0.0, y, x)[0] >= 1.0
-    band, share = septum_band(fields["septa"], fields["coarse"], float(np.mean(grid.spacing_mm[1:])))
-    tissue[band] = T.SEPTUM
-    tissue[:, outside] = T.AIR
+    outside = np.broadcast_to(ellipse_radius((p.body_center_y, 0.0), p.body_half_axes, 0.0, y, x) >= 1.0,
+                              tissue.shape)
+    voxel_mm = float(np.mean(grid.spacing_mm[1:]))
+    band, share = septum_band(fields["septa"], fields["coarse"], voxel_mm)
+    fine_band, _ = septum_band(fields["septa_fine"], -fields["coarse"], voxel_mm)  # a finer mesh where the coarse one is sparse
+    tissue[band | fine_band] = T.SEPTUM
+    tissue[outside] = T.AIR
     cz, wob = gland.center[0], fields["shape"]
     py, phy, phx = p.pubis
     ix, iy, ihy, ihx = p.ischium
@@ -132,7 +140,7 @@ def paint_pelvic_floor(tissue: np.ndarray, p: Pelvis, gland: Gland, rectum: Rect
     """Levator ani: a muscular U-shaped sling behind and beside gland and rectum; and the
     anococcygeal raphe from the rectum back to the coccyx."""
     cy, half_y, half_x, thick, front = p.levator
-    lo, hi = gland.apex_z - 25, gland.center[0] + 0.6 * gland.half_height
+    lo, hi = gland.apex_z - 25, gland.base_z
     win = grid.window((lo, front, rectum.center_x - half_x - 1), (hi, cy + half_y + 1, rectum.center_x + half_x + 1))
     if win is not None:
         z, y, x = grid.coords(win)
@@ -241,12 +249,60 @@ def paint_gland(tissue: np.ndarray, g: Gland, grid: RenderGrid, shape_noise: np.
     return gland, zones
 
 
+def paint_vessels(tissue: np.ndarray, a: Anatomy, grid: RenderGrid, fields: dict[str, np.ndarray]) -> None:
+    """Veins and arteries in the fat: the periprostatic venous plexus (serpiginous, anterolateral,
+    within a few mm of the capsule), the neurovascular bundles (posterolateral, 5 and 7 o'clock),
+    and the obturator vessels along the pelvic sidewall. Vessels are the zero crossings of a
+    texture field, so they wind; they only replace fat."""
+    g, tex, fine = a.gland, fields["tex"], fields["fine"]
+    reach = 1.15 * max(g.half_width, g.half_anterior, g.half_posterior) + PLEXUS_MM + max(NVB_MM, CUFF_MM) + 1.0  # keeps the cuff round
+    win = grid.window((g.apex_z - 5, g.center[1] - reach, g.center[2] - reach),
+                      (g.base_z + 5, g.center[1] + reach, g.center[2] + reach))
+    if win is not None:
+        z, y, x = grid.coords(win)
+        r, mm_per_r = gland_radius(g, z, y, x)
+        out_mm = (r - 1.0) * mm_per_r
+        u, v = rotate(y - g.center[1], x - g.center[2], g.angle)
+        view = tissue[win]
+        fat = view == T.FAT
+        plexus = fat & (out_mm > 0) & (out_mm < PLEXUS_MM) & (v < 0.3 * g.half_posterior) & (np.abs(tex[win]) < 0.3)
+        view[plexus] = T.VEIN
+        fascia = fat & (out_mm > 0) & (out_mm < PLEXUS_MM) & (np.abs(fine[win]) < 0.35)  # periprostatic fascia
+        view[fascia & ~plexus] = T.SEPTUM
+        # pelvic-floor cuff: levator ani and sphincter against the sides, back and apex of the gland
+        cuff = (view == T.FAT) & (out_mm >= PLEXUS_MM) & (out_mm < PLEXUS_MM + CUFF_MM) & (v > -0.3 * g.half_anterior)
+        view[cuff & (z < g.base_z)] = T.MUSCLE
+        for side in (-1.0, 1.0):   # bundle centre: on the posterolateral surface, just outside it
+            cu, cv = side * 0.75 * g.half_width, 0.62 * g.half_posterior
+            d = np.sqrt((u - cu) ** 2 + (v - cv) ** 2)
+            bundle = fat & (d < NVB_MM) & (out_mm > -0.5)
+            view[bundle & (fine[win] > 0.7)] = T.FLOW_VOID
+            view[bundle & (fine[win] < -0.5)] = T.VEIN
+    p = a.pelvis
+    ob_y, ob_hy, ob_hx = p.obturator
+    for side in (-1.0, 1.0):
+        cx = side * (p.obturator_x - ob_hx - 4.0)
+        for dy, radius, kind in ((-0.45 * ob_hy, 2.5, T.FLOW_VOID), (-0.3 * ob_hy, 3.0, T.VEIN),
+                                 (0.2 * ob_hy, 2.0, T.FLOW_VOID), (0.35 * ob_hy, 2.5, T.VEIN)):
+            win = grid.window((g.apex_z - 10, ob_y + dy - radius - 2, cx - radius - 2),
+                              (g.base_z + 20, ob_y + dy + radius + 2, cx + radius + 2))
+            if win is None:
+                continue
+            _, y, x = grid.coords(win)
+            wob = 1.0 + 0.5 * tex[win]   # the vessel meanders a little from slice to slice
+            vessel = ((y - ob_y - dy) ** 2 + (x - cx) ** 2) < (radius * wob) ** 2
+            view = tissue[win]
+            view[vessel & (view == T.FAT)] = kind
+
+
 def paint_anatomy(a: Anatomy, grid: RenderGrid, fields: dict[str, np.ndarray]) -> Painted:
     """All tissue classes of one patient on `grid`; `fields` are the case's smooth noise fields."""
     tissue = np.full(grid.render_shape, T.FAT, dtype=np.uint8)
     septum_share = paint_pelvis(tissue, a.pelvis, a.gland, grid, fields)
     paint_pelvic_floor(tissue, a.pelvis, a.gland, a.rectum, grid)
     paint_bladder_vesicles(tissue, a, grid, fields)
+    tissue[(tissue == T.MUSCLE) & (fields["streak"] > INTRAMUSCULAR_FAT)] = T.FAT  # fat streaks between fascicles
+    paint_vessels(tissue, a, grid, fields)
     gas = paint_rectum(tissue, a.rectum, a.gland, grid, fields["shape"])
     gland, zones = paint_gland(tissue, a.gland, grid, fields["shape"], fields["coarse"])
     gas &= tissue == T.GAS  # in case a later structure covered part of the lumen

@@ -54,7 +54,7 @@ class Recipe:
 
 
 RECIPES: dict[tuple[str, str], Recipe] = {
-    ("profound_conv", "micro"): Recipe("profound_conv", "micro", steps=10000, batch_size=8, lr=1.5e-3),
+    ("profound_conv", "micro"): Recipe("profound_conv", "micro", steps=20000, batch_size=8, lr=1.5e-3),
     ("provicnet", "micro"): Recipe("provicnet", "micro", steps=6000, batch_size=8, lr=1e-3, threads=2,
                                    options=(("stage1_fraction", 0.3), ("backbone_lr_scale", 0.3))),
 }

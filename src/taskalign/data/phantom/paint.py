@@ -106,7 +106,8 @@ def paint_pelvis(tissue: np.ndarray, p: Pelvis, gland: Gland, grid: RenderGrid, 
                               tissue.shape)
     voxel_mm = float(np.mean(grid.spacing_mm[1:]))
     band, share = septum_band(fields["septa"], fields["coarse"], voxel_mm)
-    fine_band, _ = septum_band(fields["septa_fine"], -fields["coarse"], voxel_mm)  # a finer mesh where the coarse one is sparse
+    # a finer mesh where the coarse one is sparse
+    fine_band, _ = septum_band(fields["septa_fine"], -fields["coarse"], voxel_mm)
     tissue[band | fine_band] = T.SEPTUM
     tissue[outside] = T.AIR
     cz, wob = gland.center[0], fields["shape"]
@@ -253,9 +254,12 @@ def paint_vessels(tissue: np.ndarray, a: Anatomy, grid: RenderGrid, fields: dict
     """Veins and arteries in the fat: the periprostatic venous plexus (serpiginous, anterolateral,
     within a few mm of the capsule), the neurovascular bundles (posterolateral, 5 and 7 o'clock),
     and the obturator vessels along the pelvic sidewall. Vessels are the zero crossings of a
-    texture field, so they wind; they only replace fat."""
+    texture field, so they wind; they only replace fat. The pelvic-floor muscle cuff is laid in
+    the same pass, between the plexus and the bundles (which may cross it), because it shares
+    their gland-relative coordinates."""
     g, tex, fine = a.gland, fields["tex"], fields["fine"]
-    reach = 1.15 * max(g.half_width, g.half_anterior, g.half_posterior) + PLEXUS_MM + max(NVB_MM, CUFF_MM) + 1.0  # keeps the cuff round
+    # the window reaches past the cuff, so the cuff follows the gland instead of the window's edges
+    reach = 1.15 * max(g.half_width, g.half_anterior, g.half_posterior) + PLEXUS_MM + max(NVB_MM, CUFF_MM) + 1.0
     win = grid.window((g.apex_z - 5, g.center[1] - reach, g.center[2] - reach),
                       (g.base_z + 5, g.center[1] + reach, g.center[2] + reach))
     if win is not None:
